@@ -1,0 +1,138 @@
+/**
+ * @module
+ * Node configuration: a zod schema with a documented default for every value. Sources are
+ * merged file < environment < flags by `main.ts`; this module only validates.
+ */
+import { z } from "zod";
+import { parseHostPort } from "./address.ts";
+import { formatPath, UserError } from "./errors.ts";
+
+const hostPort = z.string().superRefine((v, ctx) => {
+  const r = parseHostPort(v);
+  if (typeof r === "string") ctx.addIssue({ code: "custom", message: r });
+});
+
+const serviceName = z.string().regex(
+  /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/,
+  "must be a lowercase DNS name (letters, digits, '-', '.')",
+);
+
+/** Application protocol of a local service; decides how the proxy forwards it. */
+export const protocolSchema = z.enum(["http", "http2", "grpc", "tcp"]);
+export type Protocol = z.infer<typeof protocolSchema>;
+
+/** A service that runs on this node and is advertised to the mesh. */
+export const localServiceSchema = z.object({
+  name: serviceName,
+  port: z.number().int().min(1).max(65535),
+  /** Where the service listens; loopback because it runs on this host. */
+  host: z.string().default("127.0.0.1"),
+  protocol: protocolSchema.default("http"),
+  /** Free-form labels (e.g. `version: v2`) used by subsets and shown in the catalog. */
+  labels: z.record(z.string(), z.string()).default({}),
+}).strict();
+export type LocalService = z.infer<typeof localServiceSchema>;
+
+/** Data-plane tunables, with Envoy's defaults where Envoy has one. */
+export const proxyTuningSchema = z.object({
+  /** Envoy's cluster connect_timeout default is 5 s; Istio sets 10 s. Weft keeps Envoy's. */
+  connectTimeoutMs: z.number().int().min(1).default(5000),
+  /** Envoy's route timeout default: 15 s for the whole upstream exchange. */
+  routeTimeoutMs: z.number().int().min(0).default(15000),
+  /** Idle upstream connections are closed after this (Envoy: 1 h; shorter frees sockets). */
+  upstreamIdleTimeoutMs: z.number().int().min(1).default(60_000),
+  /** Upper bound of idle keep-alive connections kept per upstream endpoint. */
+  maxIdlePerEndpoint: z.number().int().min(0).default(128),
+  /** Time given to requests in flight when the node stops. */
+  drainTimeoutMs: z.number().int().min(0).default(5000),
+}).strict();
+export type ProxyTuning = z.infer<typeof proxyTuningSchema>;
+
+export const nodeConfigSchema = z.object({
+  /** Node name shown to people; defaults to the hostname. Identity is a separate stable id. */
+  name: z.string().min(1).max(128).default(() => Deno.hostname()),
+  /** Policy store, node id, certificates; relative to the working directory. */
+  dataDir: z.string().min(1).default("./weft-data"),
+  /** Loopback by default: the admin API changes policy, so it is not exposed unless asked. */
+  adminAddr: hostPort.default("127.0.0.1:15000"),
+  /** Loopback: only applications on this host send through it. */
+  outboundAddr: hostPort.default("127.0.0.1:15001"),
+  /** All interfaces: other nodes deliver requests for local services here (Istio's 15006). */
+  inboundAddr: hostPort.default("0.0.0.0:15006"),
+  /** SWIM membership, UDP and TCP (memberlist's and Serf's port). */
+  gossipAddr: hostPort.default("0.0.0.0:7946"),
+  /** libp2p policy replication. */
+  p2pAddr: hostPort.default("0.0.0.0:7947"),
+  /** Address other nodes use to reach this one; derived from the bind address when unset. */
+  advertiseAddr: z.string().min(1).optional(),
+  /** Seed gossip addresses to join through. */
+  join: z.array(hostPort).default([]),
+  services: z.array(localServiceSchema).default([]),
+  /** Base64 AES-256-GCM gossip key (32 bytes). */
+  encryptKey: z.string().optional(),
+  logLevel: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  proxy: proxyTuningSchema.default(proxyTuningSchema.parse({})),
+}).strict();
+
+export type NodeConfig = z.infer<typeof nodeConfigSchema>;
+export type NodeConfigInput = z.input<typeof nodeConfigSchema>;
+
+/**
+ * Validates a config object. Throws a {@linkcode UserError} naming each bad field; `source`
+ * prefixes the message (e.g. the file name).
+ */
+export function parseNodeConfig(input: unknown, source = "config"): NodeConfig {
+  const r = nodeConfigSchema.safeParse(input);
+  if (r.success) {
+    const names = new Set<string>();
+    for (const [i, s] of r.data.services.entries()) {
+      if (names.has(s.name)) {
+        throw new UserError(`${source}: services[${i}].name: duplicate service "${s.name}"`, [
+          { path: `services[${i}].name`, message: `duplicate service "${s.name}"` },
+        ]);
+      }
+      names.add(s.name);
+    }
+    return r.data;
+  }
+  const details = r.error.issues.map((i) => ({
+    path: formatPath(i.path) || "(root)",
+    message: i.message,
+  }));
+  const first = details[0];
+  throw new UserError(`${source}: ${first.path}: ${first.message}`, details);
+}
+
+/**
+ * Parses a `--service` spec: `NAME=PORT[,protocol=http][,host=H][,key=value…]`.
+ * Returns an error message instead of throwing so the caller can name the flag.
+ */
+export function parseServiceSpec(spec: string): LocalService | string {
+  const [head, ...rest] = spec.split(",");
+  const eq = head.indexOf("=");
+  if (eq <= 0) return `expected NAME=PORT[,key=value…], got "${spec}"`;
+  const name = head.slice(0, eq).trim();
+  const portText = head.slice(eq + 1).trim();
+  const port = Number(portText);
+  if (!/^\d+$/.test(portText) || port < 1 || port > 65535) {
+    return `port "${portText}" of service "${name}" is not a number in 1-65535`;
+  }
+  const labels: Record<string, string> = {};
+  let protocol: string | undefined;
+  let host: string | undefined;
+  for (const kv of rest) {
+    const i = kv.indexOf("=");
+    if (i <= 0) return `expected key=value, got "${kv}" in "${spec}"`;
+    const k = kv.slice(0, i).trim();
+    const v = kv.slice(i + 1).trim();
+    if (k === "protocol") protocol = v;
+    else if (k === "host") host = v;
+    else labels[k] = v;
+  }
+  const r = localServiceSchema.safeParse({ name, port, protocol, host, labels });
+  if (!r.success) {
+    const i = r.error.issues[0];
+    return `${formatPath(i.path)}: ${i.message} in "${spec}"`;
+  }
+  return r.data;
+}

@@ -1,0 +1,12 @@
+/**
+ * @module
+ * The public surface of `lib/`, the shared leaf that `proxy/`, `gossip/` and `main.ts` import.
+ */
+export * from "./address.ts";
+export * from "./clock.ts";
+export * from "./codec.ts";
+export * from "./config.ts";
+export * from "./errors.ts";
+export * from "./log.ts";
+export * from "./metrics.ts";
+export * from "./snapshot.ts";

@@ -1,0 +1,201 @@
+/**
+ * @module
+ * The proxy's whole configuration as one immutable value, compiled by a pure function from
+ * the node config, the gossip catalog and (later) the policy store. The proxy holds one
+ * reference and swaps it atomically; it never reads the store or the member list itself.
+ */
+import type { LocalService, Protocol, ProxyTuning } from "./config.ts";
+
+/** One service instance discovered through gossip (or local). */
+export interface CatalogEndpoint {
+  service: string;
+  /** Name and stable id of the node that runs it. */
+  node: string;
+  nodeId: string;
+  /** The node's inbound listener, where other nodes deliver requests for this instance. */
+  hostname: string;
+  port: number;
+  protocol: Protocol;
+  labels: Readonly<Record<string, string>>;
+  /** False when the member is suspect or the service's own health check fails. */
+  healthy: boolean;
+}
+
+/** Everything a snapshot is compiled from. */
+export interface SnapshotInput {
+  /** This node's name; its own catalog entries are replaced by the direct local services. */
+  nodeName: string;
+  localServices: readonly LocalService[];
+  catalog: readonly CatalogEndpoint[];
+  tuning: ProxyTuning;
+}
+
+/** One upstream address of a cluster. */
+export interface EndpointConfig {
+  /** Stable identity (`host:port`) for state carried across snapshots: pools, counters. */
+  readonly key: string;
+  readonly hostname: string;
+  readonly port: number;
+  /** Node that runs it ("" when unknown). */
+  readonly node: string;
+  readonly labels: Readonly<Record<string, string>>;
+  /** Relative weight for weighted balancers (>= 1). */
+  readonly weight: number;
+  readonly healthy: boolean;
+  /**
+   * True when the address is another node's inbound listener: the proxy then tells that
+   * listener which service is meant (header `x-weft-destination`).
+   */
+  readonly viaInbound: boolean;
+}
+
+/** Load-balancing policy of a cluster; algorithms are added by the traffic-management work. */
+export type LoadBalancerConfig =
+  | { readonly kind: "round_robin" }
+  | { readonly kind: "random" }
+  | { readonly kind: "least_request"; readonly choiceCount: number };
+
+/** A set of interchangeable endpoints and how to spread requests over them. */
+export interface ClusterConfig {
+  /** `outbound|SERVICE` or `inbound|SERVICE`. */
+  readonly name: string;
+  readonly service: string;
+  readonly protocol: Protocol;
+  readonly endpoints: readonly EndpointConfig[];
+  readonly loadBalancer: LoadBalancerConfig;
+  readonly connectTimeoutMs: number;
+}
+
+/** Request match of a route; the traffic-management work adds headers, methods, etc. */
+export interface RouteMatch {
+  readonly pathPrefix: string;
+}
+
+/** A weighted destination of a route. */
+export interface WeightedCluster {
+  readonly cluster: string;
+  readonly weight: number;
+}
+
+export interface RouteConfig {
+  readonly name: string;
+  readonly match: RouteMatch;
+  readonly destinations: readonly WeightedCluster[];
+  /** 0 disables the timeout. */
+  readonly timeoutMs: number;
+}
+
+/** Routes for one set of domains (a service name, possibly with `:port`). */
+export interface VirtualHostConfig {
+  readonly name: string;
+  readonly domains: readonly string[];
+  readonly routes: readonly RouteConfig[];
+}
+
+export interface Snapshot {
+  /** Increases with every compile; shown in `weft routes` and logs. */
+  readonly version: number;
+  /** Outbound: lower-case host without port -> virtual host. */
+  readonly outbound: ReadonlyMap<string, VirtualHostConfig>;
+  /** Inbound: service name -> cluster of the local instance. */
+  readonly inbound: ReadonlyMap<string, ClusterConfig>;
+  /** Every cluster by name. */
+  readonly clusters: ReadonlyMap<string, ClusterConfig>;
+  readonly tuning: ProxyTuning;
+}
+
+/** An empty snapshot: every request gets 404 NR. */
+export function emptySnapshot(tuning: ProxyTuning): Snapshot {
+  return { version: 0, outbound: new Map(), inbound: new Map(), clusters: new Map(), tuning };
+}
+
+function freezeDeep<T>(v: T): T {
+  if (v && typeof v === "object" && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    if (v instanceof Map) { for (const x of v.values()) freezeDeep(x); }
+    else for (const x of Object.values(v)) freezeDeep(x);
+  }
+  return v;
+}
+
+/**
+ * Compiles a snapshot. Pure: the same input and version give the same snapshot. Endpoints are
+ * sorted by key so that a recompile with unchanged membership balances identically.
+ */
+export function compileSnapshot(input: SnapshotInput, version: number): Snapshot {
+  const clusters = new Map<string, ClusterConfig>();
+  const inbound = new Map<string, ClusterConfig>();
+  const outbound = new Map<string, VirtualHostConfig>();
+  const byService = new Map<string, { protocol: Protocol; endpoints: EndpointConfig[] }>();
+
+  for (const s of input.localServices) {
+    const ep: EndpointConfig = {
+      key: `${s.host}:${s.port}`,
+      hostname: s.host,
+      port: s.port,
+      node: input.nodeName,
+      labels: { ...s.labels },
+      weight: 1,
+      healthy: true,
+      viaInbound: false,
+    };
+    const name = `inbound|${s.name}`;
+    const cluster: ClusterConfig = {
+      name,
+      service: s.name,
+      protocol: s.protocol,
+      endpoints: [ep],
+      loadBalancer: { kind: "round_robin" },
+      connectTimeoutMs: input.tuning.connectTimeoutMs,
+    };
+    clusters.set(name, cluster);
+    inbound.set(s.name, cluster);
+    byService.set(s.name, { protocol: s.protocol, endpoints: [ep] });
+  }
+
+  for (const c of input.catalog) {
+    if (c.node === input.nodeName) continue; // local instances are reached directly
+    let entry = byService.get(c.service);
+    if (!entry) {
+      entry = { protocol: c.protocol, endpoints: [] };
+      byService.set(c.service, entry);
+    }
+    entry.endpoints.push({
+      key: `${c.hostname}:${c.port}`,
+      hostname: c.hostname,
+      port: c.port,
+      node: c.node,
+      labels: { ...c.labels },
+      weight: 1,
+      healthy: c.healthy,
+      viaInbound: true,
+    });
+  }
+
+  for (
+    const [service, { protocol, endpoints }] of [...byService].sort((a, b) => a[0] < b[0] ? -1 : 1)
+  ) {
+    endpoints.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    const name = `outbound|${service}`;
+    clusters.set(name, {
+      name,
+      service,
+      protocol,
+      endpoints,
+      loadBalancer: { kind: "round_robin" },
+      connectTimeoutMs: input.tuning.connectTimeoutMs,
+    });
+    outbound.set(service, {
+      name: service,
+      domains: [service],
+      routes: [{
+        name: "default",
+        match: { pathPrefix: "/" },
+        destinations: [{ cluster: name, weight: 100 }],
+        timeoutMs: input.tuning.routeTimeoutMs,
+      }],
+    });
+  }
+
+  return freezeDeep({ version, outbound, inbound, clusters, tuning: input.tuning });
+}
