@@ -10,3 +10,4 @@ export * from "./errors.ts";
 export * from "./log.ts";
 export * from "./metrics.ts";
 export * from "./snapshot.ts";
+export * from "./version.ts";

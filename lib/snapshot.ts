@@ -53,7 +53,29 @@ export interface EndpointConfig {
 export type LoadBalancerConfig =
   | { readonly kind: "round_robin" }
   | { readonly kind: "random" }
-  | { readonly kind: "least_request"; readonly choiceCount: number };
+  | { readonly kind: "least_request"; readonly choiceCount: number }
+  | {
+    readonly kind: "ring_hash";
+    readonly minimumRingSize: number;
+    readonly hashPolicy?: HashPolicy;
+  }
+  | { readonly kind: "maglev"; readonly tableSize: number; readonly hashPolicy?: HashPolicy }
+  | { readonly kind: "peak_ewma"; readonly decayMs: number };
+
+/**
+ * Where a consistent-hash balancer takes its key from (Istio `consistentHash`). A cookie
+ * policy with `ttlMs` makes the proxy generate the cookie when the request lacks it.
+ */
+export type HashPolicy =
+  | { readonly kind: "header"; readonly name: string }
+  | {
+    readonly kind: "cookie";
+    readonly name: string;
+    readonly path?: string;
+    readonly ttlMs?: number;
+  }
+  | { readonly kind: "source_ip" }
+  | { readonly kind: "query_parameter"; readonly name: string };
 
 /** A set of interchangeable endpoints and how to spread requests over them. */
 export interface ClusterConfig {

@@ -1,0 +1,266 @@
+/**
+ * @module
+ * The composition root of a node: builds the proxy, the admin API (and membership and the
+ * policy store), wires their events into snapshot recompiles, and handles signals. This is
+ * the only module that imports both `proxy/` and `gossip/`.
+ */
+import {
+  compileSnapshot,
+  createLogger,
+  errorMessage,
+  formatHostPort,
+  type HostPort,
+  type Logger,
+  type NodeConfig,
+  parseHostPort,
+  Registry,
+  type Snapshot,
+  UserError,
+  VERSION,
+} from "../lib/mod.ts";
+import { createAdminApp } from "../lib/admin/app.ts";
+import { Proxy } from "../proxy/mod.ts";
+import type { ParsedArgs } from "./args.ts";
+import { agentConfigFromArgs } from "./agent_flags.ts";
+
+function addr(value: string): HostPort {
+  const r = parseHostPort(value);
+  if (typeof r === "string") throw new UserError(r);
+  return r;
+}
+
+/** Reads the node's stable id from the data dir, creating it on first start. */
+export async function loadNodeId(dataDir: string): Promise<string> {
+  await Deno.mkdir(dataDir, { recursive: true });
+  const path = `${dataDir}/node-id`;
+  try {
+    const id = (await Deno.readTextFile(path)).trim();
+    if (/^[0-9a-f-]{36}$/.test(id)) return id;
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  const id = crypto.randomUUID();
+  await Deno.writeTextFile(`${path}.tmp`, id + "\n");
+  await Deno.rename(`${path}.tmp`, path);
+  return id;
+}
+
+/** Addresses a running agent actually bound (ports may have been 0). */
+export interface BoundAddresses {
+  admin: HostPort;
+  outbound: HostPort;
+  inbound: HostPort;
+}
+
+/** A running node. */
+export class Agent {
+  readonly metrics = new Registry();
+  readonly log: Logger;
+  readonly startedAt = new Date().toISOString();
+  #config: NodeConfig;
+  #nodeId = "";
+  #proxy!: Proxy;
+  #admin?: Deno.HttpServer;
+  #snapshotVersion = 0;
+  #bound?: BoundAddresses;
+  /** Re-reads the config sources for a reload; undefined when there is nothing to re-read. */
+  #reloadSource?: () => NodeConfig;
+
+  constructor(config: NodeConfig, reloadSource?: () => NodeConfig) {
+    this.#config = config;
+    this.#reloadSource = reloadSource;
+    this.log = createLogger("weft", config.logLevel);
+  }
+
+  get config(): NodeConfig {
+    return this.#config;
+  }
+
+  get bound(): BoundAddresses {
+    if (!this.#bound) throw new Error("agent not started");
+    return this.#bound;
+  }
+
+  /** Starts every part; on failure stops what started and rethrows. */
+  async start(): Promise<BoundAddresses> {
+    const c = this.#config;
+    this.#nodeId = await loadNodeId(c.dataDir);
+    this.#proxy = new Proxy({
+      snapshot: this.#compile(),
+      logger: this.log.child("proxy"),
+      metrics: this.metrics,
+    });
+    const proxyAddrs = await this.#proxy.start({
+      outbound: addr(c.outboundAddr),
+      inbound: addr(c.inboundAddr),
+    });
+    try {
+      const admin = await this.#startAdmin(addr(c.adminAddr));
+      this.#bound = { admin, outbound: proxyAddrs.outbound, inbound: proxyAddrs.inbound };
+    } catch (err) {
+      await this.#proxy.stop(0);
+      throw err;
+    }
+    this.log.info("node started", {
+      name: c.name,
+      id: this.#nodeId,
+      admin: formatHostPort(this.#bound.admin),
+      outbound: formatHostPort(this.#bound.outbound),
+      inbound: formatHostPort(this.#bound.inbound),
+      services: c.services.map((s) => s.name),
+    });
+    return this.#bound;
+  }
+
+  #compile(): Snapshot {
+    return compileSnapshot({
+      nodeName: this.#config.name,
+      localServices: this.#config.services,
+      catalog: [],
+      tuning: this.#config.proxy,
+    }, ++this.#snapshotVersion);
+  }
+
+  /** Recompiles the snapshot from current inputs and swaps it into the proxy. */
+  refresh(): Snapshot {
+    const snap = this.#compile();
+    this.#proxy.update(snap);
+    return snap;
+  }
+
+  /**
+   * Re-reads the config (file and flags) and applies what can change live (services, proxy
+   * tuning). An invalid config is rejected and the running one stays.
+   */
+  reload(): { snapshotVersion: number } {
+    if (this.#reloadSource) {
+      const next = this.#reloadSource(); // throws UserError: nothing changes
+      this.#config = { ...this.#config, services: next.services, proxy: next.proxy };
+    }
+    const snap = this.refresh();
+    this.log.info("reloaded", { snapshotVersion: snap.version });
+    return { snapshotVersion: snap.version };
+  }
+
+  async #startAdmin(at: HostPort): Promise<HostPort> {
+    const app = createAdminApp({
+      node: () => ({
+        name: this.#config.name,
+        id: this.#nodeId,
+        version: VERSION,
+        startedAt: this.startedAt,
+      }),
+      members: () => [{
+        name: this.#config.name,
+        id: this.#nodeId,
+        address: this.#config.gossipAddr,
+        state: "alive",
+        incarnation: 0,
+        services: this.#config.services.map((s) => ({
+          name: s.name,
+          port: s.port,
+          protocol: s.protocol,
+          labels: s.labels,
+        })),
+      }],
+      services: () => servicesView(this.#proxy.current()),
+      routes: () => routesView(this.#proxy.current()),
+      status: () => ({
+        node: { name: this.#config.name, id: this.#nodeId, version: VERSION },
+        snapshotVersion: this.#proxy.current().version,
+        members: { alive: 1, total: 1 },
+      }),
+      reload: () => Promise.resolve(this.reload()),
+      metrics: () => this.metrics.render(),
+    });
+    let resolveBound: (a: HostPort) => void;
+    const bound = new Promise<HostPort>((r) => (resolveBound = r));
+    this.#admin = Deno.serve({
+      hostname: at.hostname,
+      port: at.port,
+      onListen: ({ hostname, port }) => resolveBound({ hostname, port }),
+    }, app.fetch);
+    return await bound;
+  }
+
+  /** Stops the node: drains the proxy, closes the admin API. */
+  async stop(): Promise<void> {
+    await this.#proxy?.stop(this.#config.proxy.drainTimeoutMs);
+    await this.#admin?.shutdown();
+    this.log.info("node stopped", { name: this.#config.name });
+  }
+}
+
+/** The `GET /v1/services` view of a snapshot: every outbound service and its endpoints. */
+export function servicesView(snap: Snapshot): unknown[] {
+  const out = [];
+  for (const c of snap.clusters.values()) {
+    if (!c.name.startsWith("outbound|")) continue;
+    out.push({
+      name: c.service,
+      protocol: c.protocol,
+      endpoints: c.endpoints.map((e) => ({
+        node: e.node,
+        address: `${e.hostname}:${e.port}`,
+        healthy: e.healthy,
+        labels: e.labels,
+      })),
+    });
+  }
+  return out;
+}
+
+/** The `GET /v1/routes` view of a snapshot. */
+export function routesView(snap: Snapshot): unknown {
+  return {
+    version: snap.version,
+    outbound: [...snap.outbound.entries()].map(([host, vh]) => ({
+      host,
+      routes: vh.routes.map((r) => ({
+        name: r.name,
+        match: `prefix ${r.match.pathPrefix}`,
+        destinations: r.destinations.map((d) => `${d.cluster} ${d.weight}%`).join(", "),
+        timeoutMs: r.timeoutMs,
+      })),
+    })),
+    inbound: [...snap.inbound.entries()].map(([service, c]) => ({
+      service,
+      endpoints: c.endpoints.map((e) => e.key),
+    })),
+  };
+}
+
+/** Runs an agent until SIGINT/SIGTERM; SIGHUP reloads. Returns the exit code. */
+export async function runAgentUntilSignal(config: NodeConfig, args: ParsedArgs): Promise<number> {
+  const agent = new Agent(config, () => agentConfigFromArgs(args));
+  try {
+    await agent.start();
+  } catch (err) {
+    if (err instanceof Deno.errors.AddrInUse) {
+      console.error(`weft: cannot listen: ${errorMessage(err)}`);
+      return 1;
+    }
+    throw err;
+  }
+  const { promise: stopped, resolve: stop } = Promise.withResolvers<string>();
+  const onStop = (sig: string) => () => stop(sig);
+  const sigint = onStop("SIGINT");
+  const sigterm = onStop("SIGTERM");
+  const sighup = () => {
+    try {
+      agent.reload();
+    } catch (err) {
+      agent.log.error("reload rejected; keeping the running config", { reason: errorMessage(err) });
+    }
+  };
+  Deno.addSignalListener("SIGINT", sigint);
+  Deno.addSignalListener("SIGTERM", sigterm);
+  Deno.addSignalListener("SIGHUP", sighup);
+  const sig = await stopped;
+  agent.log.info("stopping", { signal: sig });
+  Deno.removeSignalListener("SIGINT", sigint);
+  Deno.removeSignalListener("SIGTERM", sigterm);
+  Deno.removeSignalListener("SIGHUP", sighup);
+  await agent.stop();
+  return 0;
+}

@@ -1,0 +1,143 @@
+/**
+ * @module
+ * Read-only operating commands: `weft members`, `weft services`, `weft routes`,
+ * `weft status`. Each prints a table, or the admin API's JSON with `-o json`.
+ */
+import { UserError } from "../lib/mod.ts";
+import { adminBase, adminCall, table } from "./admin_client.ts";
+import { type CommandSpec, type ParsedArgs, stringFlag } from "./args.ts";
+
+const common = [
+  {
+    name: "admin",
+    kind: "string",
+    value: "HOST:PORT",
+    help: "admin API of the node to ask",
+    default: "$WEFT_ADMIN or 127.0.0.1:15000",
+  },
+  {
+    name: "output",
+    short: "o",
+    kind: "string",
+    value: "FORMAT",
+    help: "output format: table or json",
+    default: "table",
+  },
+] as const;
+
+export const opsSpecs: Record<string, CommandSpec> = {
+  members: {
+    name: "members",
+    usage: "weft members [--admin HOST:PORT] [-o json]",
+    summary: "List the members of the cluster with their state, incarnation and services.",
+    flags: [...common],
+  },
+  services: {
+    name: "services",
+    usage: "weft services [--admin HOST:PORT] [-o json]",
+    summary: "List the services in the mesh with their endpoints and health.",
+    flags: [...common],
+  },
+  routes: {
+    name: "routes",
+    usage: "weft routes [--admin HOST:PORT] [-o json]",
+    summary: "Show the compiled routing table this node uses.",
+    flags: [...common],
+  },
+  status: {
+    name: "status",
+    usage: "weft status [--admin HOST:PORT] [-o json]",
+    summary: "Show the node, cluster size and policy store convergence.",
+    flags: [...common],
+  },
+};
+
+interface MemberRow {
+  name: string;
+  id: string;
+  address: string;
+  state: string;
+  incarnation: number;
+  services?: { name: string; port: number; labels?: Record<string, string> }[];
+}
+
+interface ServiceRow {
+  name: string;
+  endpoints: { node: string; address: string; healthy: boolean; labels: Record<string, string> }[];
+}
+
+function labelsText(labels: Record<string, string> | undefined): string {
+  return Object.entries(labels ?? {}).map(([k, v]) => `${k}=${v}`).join(",");
+}
+
+function outputFormat(args: ParsedArgs): "table" | "json" {
+  const o = stringFlag(args, "output") ?? "table";
+  if (o !== "table" && o !== "json") throw new UserError(`-o: expected table or json, got "${o}"`);
+  return o;
+}
+
+/** Runs one of the read-only commands and returns its output text. */
+export async function runOps(command: string, args: ParsedArgs): Promise<string> {
+  const format = outputFormat(args);
+  const base = adminBase(stringFlag(args, "admin"));
+  const path = {
+    members: "/v1/members",
+    services: "/v1/services",
+    routes: "/v1/routes",
+    status: "/v1/status",
+  }[command];
+  if (!path) throw new UserError(`unknown command "${command}"`);
+  const data = await adminCall(base, "GET", path);
+  if (format === "json") return JSON.stringify(data, null, 2);
+  switch (command) {
+    case "members": {
+      const ms = (data as { members: MemberRow[] }).members;
+      return table(
+        ["name", "address", "state", "incarnation", "services"],
+        ms.map((
+          m,
+        ) => [
+          m.name,
+          m.address,
+          m.state,
+          String(m.incarnation),
+          (m.services ?? []).map((s) => s.name).join(","),
+        ]),
+      );
+    }
+    case "services": {
+      const ss = (data as { services: ServiceRow[] }).services;
+      const rows: string[][] = [];
+      for (const s of ss) {
+        for (const e of s.endpoints) {
+          rows.push([
+            s.name,
+            e.node,
+            e.address,
+            e.healthy ? "healthy" : "unhealthy",
+            labelsText(e.labels),
+          ]);
+        }
+        if (s.endpoints.length === 0) rows.push([s.name, "-", "-", "no endpoints", ""]);
+      }
+      return table(["service", "node", "address", "health", "labels"], rows);
+    }
+    case "routes": {
+      const r = data as {
+        version: number;
+        outbound: {
+          host: string;
+          routes: { name: string; match: string; destinations: string }[];
+        }[];
+      };
+      const rows: string[][] = [];
+      for (const vh of r.outbound) {
+        for (const rt of vh.routes) rows.push([vh.host, rt.name, rt.match, rt.destinations]);
+      }
+      return `snapshot version ${r.version}\n` +
+        table(["host", "route", "match", "destinations"], rows);
+    }
+    default:
+      return JSON.stringify(data, null, 2);
+  }
+}

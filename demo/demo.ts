@@ -1,0 +1,212 @@
+/**
+ * @module
+ * `deno task demo`: starts demo services and a local Weft mesh of three nodes that join
+ * through the first one, sends requests through the mesh, prints who answered, then keeps
+ * running with addresses to try until Ctrl-C. Every process it starts is stopped on exit.
+ */
+import { serveDemoService } from "./upstream.ts";
+import { rawRequest } from "./raw_http.ts";
+
+interface DemoNode {
+  name: string;
+  admin: number;
+  outbound: number;
+  inbound: number;
+  gossip: number;
+  p2p: number;
+  services: { name: string; instance: string; version: string }[];
+}
+
+const nodes: DemoNode[] = [
+  {
+    name: "node-1",
+    admin: 15000,
+    outbound: 15001,
+    inbound: 15006,
+    gossip: 7946,
+    p2p: 7947,
+    services: [{ name: "productpage", instance: "productpage-1", version: "v1" }, {
+      name: "reviews",
+      instance: "reviews-v1",
+      version: "v1",
+    }],
+  },
+  {
+    name: "node-2",
+    admin: 15100,
+    outbound: 15101,
+    inbound: 15106,
+    gossip: 7956,
+    p2p: 7957,
+    services: [{ name: "reviews", instance: "reviews-v2", version: "v2" }],
+  },
+  {
+    name: "node-3",
+    admin: 15200,
+    outbound: 15201,
+    inbound: 15206,
+    gossip: 7966,
+    p2p: 7967,
+    services: [{ name: "ratings", instance: "ratings-1", version: "v1" }],
+  },
+];
+
+const mainTs = new URL("../main.ts", import.meta.url).pathname;
+const children: Deno.ChildProcess[] = [];
+const servers: Deno.HttpServer[] = [];
+const dataRoot = await Deno.makeTempDir({ prefix: "weft-demo-" });
+
+async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined>,
+  timeoutMs = 20_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastErr = "";
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch (err) {
+      lastErr = err instanceof Error ? err.message : String(err);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}${lastErr ? `: ${lastErr}` : ""}`);
+}
+
+async function shutdown(code: number): Promise<never> {
+  for (const c of children) {
+    try {
+      c.kill("SIGTERM");
+    } catch { /* already gone */ }
+  }
+  await Promise.allSettled(children.map((c) => c.status));
+  await Promise.allSettled(servers.map((s) => s.shutdown()));
+  await Deno.remove(dataRoot, { recursive: true }).catch(() => {});
+  Deno.exit(code);
+}
+
+async function main() {
+  console.log("Weft demo: 3 nodes, demo services, requests through the mesh\n");
+  for (const n of nodes) {
+    const specs: string[] = [];
+    for (const s of n.services) {
+      const server = serveDemoService(s.name, s.instance, s.version, 0);
+      servers.push(server);
+      specs.push(`${s.name}=${server.addr.port},version=${s.version}`);
+    }
+    const args = [
+      "run",
+      "--allow-all",
+      mainTs,
+      "agent",
+      "--name",
+      n.name,
+      "--data-dir",
+      `${dataRoot}/${n.name}`,
+      "--admin-addr",
+      `127.0.0.1:${n.admin}`,
+      "--outbound-addr",
+      `127.0.0.1:${n.outbound}`,
+      "--inbound-addr",
+      `127.0.0.1:${n.inbound}`,
+      "--gossip-addr",
+      `127.0.0.1:${n.gossip}`,
+      "--p2p-addr",
+      `127.0.0.1:${n.p2p}`,
+      "--log-level",
+      "warn",
+      ...specs.flatMap((s) => ["--service", s]),
+      ...(n === nodes[0] ? [] : ["--join", `127.0.0.1:${nodes[0].gossip}`]),
+    ];
+    const child = new Deno.Command(Deno.execPath(), {
+      args,
+      stdout: "inherit",
+      stderr: "inherit",
+      stdin: "null",
+    }).spawn();
+    children.push(child);
+    console.log(
+      `started ${n.name} (pid ${child.pid}) running ${
+        n.services.map((s) => `${s.name} ${s.version}`).join(", ")
+      }`,
+    );
+  }
+  for (const n of nodes) {
+    await waitFor(`${n.name} admin API`, async () => {
+      const r = await fetch(`http://127.0.0.1:${n.admin}/healthz`);
+      await r.body?.cancel();
+      return r.ok ? true : undefined;
+    });
+  }
+  // Wait until node-1 knows every service (gossip) before sending traffic.
+  const want = new Set(nodes.flatMap((n) => n.services.map((s) => s.name)));
+  await waitFor("services to be discovered by node-1", async () => {
+    const r = await (await fetch(`http://127.0.0.1:${nodes[0].admin}/v1/services`)).json() as {
+      services: { name: string; endpoints: unknown[] }[];
+    };
+    const have = new Set(r.services.filter((s) => s.endpoints.length > 0).map((s) => s.name));
+    return [...want].every((s) => have.has(s)) ? true : undefined;
+  }).catch((err) => console.log(`note: ${err.message}; continuing with what is known`));
+
+  console.log("\nRequests sent to node-1's outbound listener (127.0.0.1:15001):");
+  const tries: [string, string, Record<string, string>][] = [
+    ["reviews", "/reviews/1", {}],
+    ["reviews", "/reviews/2", {}],
+    ["reviews", "/reviews/3", {}],
+    ["reviews", "/reviews/4", {}],
+    ["ratings", "/ratings/1", {}],
+    ["productpage", "/", {}],
+    ["nosuchservice", "/", {}],
+  ];
+  for (const [i, [service, path, headers]] of tries.entries()) {
+    // Alternate the two accepted forms: proxy request with an absolute URL, and Host header.
+    const target = i % 2 === 0 ? `http://${service}${path}` : path;
+    try {
+      const r = await rawRequest("127.0.0.1", nodes[0].outbound, "GET", target, {
+        host: service,
+        ...headers,
+      });
+      let who = r.body;
+      try {
+        const j = JSON.parse(r.body);
+        who = j.instance ? `${j.instance} (${j.version})` : `${j.error} [${j.flag}]`;
+      } catch { /* not JSON */ }
+      console.log(`  GET ${service}${path}  ->  ${r.status}  ${who}`);
+    } catch (err) {
+      console.log(
+        `  GET ${service}${path}  ->  failed: ${err instanceof Error ? err.message : err}`,
+      );
+    }
+  }
+  const members = await (await fetch(`http://127.0.0.1:${nodes[0].admin}/v1/members`)).json() as {
+    members: { name: string; state: string }[];
+  };
+  console.log(
+    `\nMembers seen by node-1: ${members.members.map((m) => `${m.name} (${m.state})`).join(", ")}`,
+  );
+
+  console.log(`
+The mesh keeps running. Try:
+  curl -x http://127.0.0.1:15001 http://reviews/hello
+  curl -H 'Host: ratings' http://127.0.0.1:15001/
+  deno task weft members --admin 127.0.0.1:15000
+  deno task weft services
+  open http://127.0.0.1:15000/ for the dashboard, http://127.0.0.1:15000/metrics for metrics
+Press Ctrl-C to stop.`);
+  if (Deno.env.get("WEFT_DEMO_EXIT") === "1") await shutdown(0);
+  const { promise, resolve } = Promise.withResolvers<void>();
+  Deno.addSignalListener("SIGINT", () => resolve());
+  Deno.addSignalListener("SIGTERM", () => resolve());
+  await promise;
+  console.log("\nstopping the demo mesh");
+  await shutdown(0);
+}
+
+try {
+  await main();
+} catch (err) {
+  console.error(`demo failed: ${err instanceof Error ? err.message : err}`);
+  await shutdown(1);
+}

@@ -1,0 +1,450 @@
+/**
+ * @module
+ * HTTP/1.1 wire codec used by the proxy on both sides: a buffered connection reader, request
+ * and response head parsers, message framing (RFC 9112 section 6), a streaming chunked-body
+ * scanner and the byte pumps that move bodies between sockets with a fixed buffer.
+ *
+ * Why hand-rolled: Deno's `fetch` and `node:http` clients cost about 10x the server side (see
+ * PERF.md). A proxy only needs the head parsed; bodies are passed through as bytes (chunked
+ * framing is forwarded verbatim and only scanned to find where the message ends), so memory
+ * stays bounded by one buffer per connection whatever the body size.
+ */
+
+/** Largest request or response head accepted (Envoy's default max_request_headers_kb is 60). */
+export const maxHeadBytes = 64 * 1024;
+
+/** Size of the per-connection read buffer; one read moves at most this much of a body. */
+export const readBufferBytes = 64 * 1024;
+
+/** A protocol violation by the peer; the message is safe to show. */
+export class ProtocolError extends Error {
+  override name = "ProtocolError";
+}
+
+/** Which side of a pump failed: "src" (read) or "dst" (write). */
+export class PipeError extends Error {
+  override name = "PipeError";
+  constructor(readonly side: "src" | "dst", readonly reason: "eof" | "error", cause?: unknown) {
+    super(`${side} ${reason}`, { cause });
+  }
+}
+
+const decoder = new TextDecoder();
+export const encoder = new TextEncoder();
+
+/**
+ * A socket with a read buffer. `buf[start, end)` holds bytes read but not consumed yet; a pump
+ * or parser advances `start`.
+ */
+export class ConnReader {
+  buf: Uint8Array;
+  start = 0;
+  end = 0;
+
+  constructor(readonly conn: Deno.Conn, size = readBufferBytes) {
+    this.buf = new Uint8Array(size);
+  }
+
+  get buffered(): number {
+    return this.end - this.start;
+  }
+
+  /** Reads once more from the socket. Returns false at end of stream. */
+  async fill(): Promise<boolean> {
+    if (this.start === this.end) {
+      this.start = 0;
+      this.end = 0;
+    } else if (this.end === this.buf.length) {
+      if (this.start > 0) {
+        this.buf.copyWithin(0, this.start, this.end);
+        this.end -= this.start;
+        this.start = 0;
+      } else {
+        throw new ProtocolError("message head too large");
+      }
+    }
+    const n = await this.conn.read(this.buf.subarray(this.end));
+    if (n === null) return false;
+    this.end += n;
+    return true;
+  }
+
+  /**
+   * Reads until a whole head (through the empty line) is buffered and returns its text, with
+   * `start` moved past it. Returns null on a clean end of stream before any byte of a head.
+   */
+  async readHead(): Promise<string | null> {
+    for (let reads = 0;; reads++) {
+      // Heads are small and usually arrive in one read, so rescanning from the start is cheap.
+      const end = findHeadEnd(this.buf, this.start, this.end);
+      if (end >= 0) {
+        const text = decoder.decode(this.buf.subarray(this.start, end));
+        this.start = end;
+        return text;
+      }
+      if (this.buffered >= maxHeadBytes) throw new ProtocolError("message head too large");
+      if (!(await this.fill())) {
+        if (this.buffered === 0) return null;
+        throw new PipeError("src", "eof");
+      }
+      if (reads > 100_000) throw new ProtocolError("message head arrives too slowly");
+    }
+  }
+}
+
+/** Index just past the blank line that ends a head in `buf[from, to)`, or -1. */
+export function findHeadEnd(buf: Uint8Array, from: number, to: number): number {
+  let i = from;
+  while (i < to) {
+    const lf = buf.indexOf(10, i);
+    if (lf < 0 || lf >= to) return -1;
+    if (lf + 1 < to && buf[lf + 1] === 10) return lf + 2;
+    if (lf + 2 < to && buf[lf + 1] === 13 && buf[lf + 2] === 10) return lf + 3;
+    if (lf + 2 >= to) return -1;
+    i = lf + 1;
+  }
+  return -1;
+}
+
+/** How a message body is delimited. */
+export const enum Framing {
+  None = 0,
+  Length = 1,
+  Chunked = 2,
+  /** Response only: the body runs until the upstream closes the connection. */
+  UntilClose = 3,
+}
+
+/** A parsed head. Header names are lower-cased; values are trimmed; order is kept. */
+export interface Head {
+  /** Request: method; response: "". */
+  method: string;
+  /** Request: request-target as sent; response: "". */
+  target: string;
+  /** Response status; 0 for requests. */
+  status: number;
+  reason: string;
+  /** 0 for HTTP/1.0, 1 for HTTP/1.1. */
+  minor: number;
+  names: string[];
+  values: string[];
+  framing: Framing;
+  contentLength: number;
+  /** Connection header said `close` (or HTTP/1.0 without `keep-alive`). */
+  close: boolean;
+  /** Lower-cased extra hop-by-hop names listed in `Connection`, if any. */
+  connectionTokens: string[] | null;
+}
+
+/** Returns an empty head; heads are reused per connection to spare allocations. */
+export function newHead(): Head {
+  return {
+    method: "",
+    target: "",
+    status: 0,
+    reason: "",
+    minor: 1,
+    names: [],
+    values: [],
+    framing: Framing.None,
+    contentLength: 0,
+    close: false,
+    connectionTokens: null,
+  };
+}
+
+function parseVersion(v: string): number {
+  if (v === "HTTP/1.1") return 1;
+  if (v === "HTTP/1.0") return 0;
+  throw new ProtocolError(`unsupported protocol version "${v.slice(0, 16)}"`);
+}
+
+function parseHeaderLines(text: string, pos: number, head: Head): void {
+  const names = head.names;
+  const values = head.values;
+  names.length = 0;
+  values.length = 0;
+  let te: string | null = null;
+  let cl: string | null = null;
+  let connection: string | null = null;
+  const n = text.length;
+  while (pos < n) {
+    let lf = text.indexOf("\n", pos);
+    if (lf < 0) lf = n;
+    const lineEnd = lf > pos && text.charCodeAt(lf - 1) === 13 ? lf - 1 : lf;
+    if (lineEnd === pos) break;
+    const first = text.charCodeAt(pos);
+    if (first === 32 || first === 9) throw new ProtocolError("obsolete header line folding");
+    const colon = text.indexOf(":", pos);
+    if (colon < 0 || colon >= lineEnd || colon === pos) {
+      throw new ProtocolError("malformed header line");
+    }
+    const last = text.charCodeAt(colon - 1);
+    if (last === 32 || last === 9) throw new ProtocolError("whitespace before header colon");
+    const name = text.slice(pos, colon).toLowerCase();
+    const value = text.slice(colon + 1, lineEnd).trim();
+    names.push(name);
+    values.push(value);
+    if (name.length === 14 && name === "content-length") {
+      if (cl !== null && cl !== value) throw new ProtocolError("conflicting content-length");
+      cl = value;
+    } else if (name === "transfer-encoding") te = te === null ? value : `${te}, ${value}`;
+    else if (name === "connection") {
+      connection = connection === null ? value : `${connection}, ${value}`;
+    }
+    pos = lf + 1;
+  }
+  head.connectionTokens = null;
+  head.close = head.minor === 0;
+  if (connection !== null) {
+    for (const raw of connection.split(",")) {
+      const token = raw.trim().toLowerCase();
+      if (token === "close") head.close = true;
+      else if (token === "keep-alive") {
+        if (head.minor === 0) head.close = false;
+      } else if (token !== "") (head.connectionTokens ??= []).push(token);
+    }
+  }
+  head.contentLength = 0;
+  if (te !== null) {
+    const codings = te.toLowerCase();
+    if (!/(^|,)\s*chunked\s*$/.test(codings)) {
+      if (head.status === 0) throw new ProtocolError("transfer-encoding without final chunked");
+      head.framing = Framing.UntilClose;
+    } else head.framing = Framing.Chunked;
+  } else if (cl !== null) {
+    if (!/^\d{1,15}$/.test(cl)) throw new ProtocolError("invalid content-length");
+    head.contentLength = Number(cl);
+    head.framing = Framing.Length;
+  } else head.framing = head.status === 0 ? Framing.None : Framing.UntilClose;
+}
+
+/** Parses a request head (request line + header lines) into `head`. */
+export function parseRequestHead(text: string, head: Head): void {
+  let lf = text.indexOf("\n");
+  if (lf < 0) lf = text.length;
+  const lineEnd = lf > 0 && text.charCodeAt(lf - 1) === 13 ? lf - 1 : lf;
+  const sp1 = text.indexOf(" ");
+  const sp2 = text.lastIndexOf(" ", lineEnd);
+  if (sp1 <= 0 || sp2 <= sp1 + 1 || sp2 > lineEnd) throw new ProtocolError("malformed request line");
+  head.method = text.slice(0, sp1);
+  head.target = text.slice(sp1 + 1, sp2);
+  head.minor = parseVersion(text.slice(sp2 + 1, lineEnd));
+  head.status = 0;
+  head.reason = "";
+  parseHeaderLines(text, lf + 1, head);
+}
+
+/** Parses a response head (status line + header lines) into `head`. */
+export function parseResponseHead(text: string, head: Head): void {
+  let lf = text.indexOf("\n");
+  if (lf < 0) lf = text.length;
+  const lineEnd = lf > 0 && text.charCodeAt(lf - 1) === 13 ? lf - 1 : lf;
+  const sp1 = text.indexOf(" ");
+  if (sp1 <= 0 || sp1 + 4 > lineEnd) throw new ProtocolError("malformed status line");
+  head.minor = parseVersion(text.slice(0, sp1));
+  const status = Number(text.slice(sp1 + 1, sp1 + 4));
+  if (!(status >= 100 && status <= 999)) throw new ProtocolError("malformed status code");
+  head.status = status;
+  head.reason = text.slice(sp1 + 5, lineEnd);
+  head.method = "";
+  head.target = "";
+  parseHeaderLines(text, lf + 1, head);
+}
+
+/** Hop-by-hop headers (RFC 9110 7.6.1 plus the usual proxy ones) that a proxy never forwards. */
+export const hopByHopHeaders: ReadonlySet<string> = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "proxy-authorization",
+  "proxy-authenticate",
+  // Re-emitted by the proxy from the parsed framing.
+  "content-length",
+]);
+
+const enum ChunkState {
+  Size,
+  Extension,
+  SizeLf,
+  Data,
+  DataCr,
+  DataLf,
+  Trailer,
+}
+
+/**
+ * Finds where a chunked body ends without decoding it: bytes pass through verbatim. Strict
+ * about the framing bytes so that a malformed body cannot smuggle a second message.
+ */
+export class ChunkedScanner {
+  #state = ChunkState.Size;
+  #size = 0;
+  #digits = 0;
+  #remaining = 0;
+  #lineLength = 0;
+  done = false;
+
+  reset(): void {
+    this.#state = ChunkState.Size;
+    this.#size = 0;
+    this.#digits = 0;
+    this.#remaining = 0;
+    this.#lineLength = 0;
+    this.done = false;
+  }
+
+  /** Scans `buf[from, to)`; returns the index where the message ends, or `to` if not yet. */
+  scan(buf: Uint8Array, from: number, to: number): number {
+    let i = from;
+    while (i < to) {
+      switch (this.#state) {
+        case ChunkState.Data: {
+          const take = Math.min(this.#remaining, to - i);
+          i += take;
+          this.#remaining -= take;
+          if (this.#remaining === 0) this.#state = ChunkState.DataCr;
+          continue;
+        }
+        case ChunkState.Size: {
+          const c = buf[i++];
+          const d = hexValue(c);
+          if (d >= 0) {
+            if (++this.#digits > 12) throw new ProtocolError("chunk size too large");
+            this.#size = this.#size * 16 + d;
+          } else if (c === 59 /* ; */ || c === 32 || c === 9) {
+            if (this.#digits === 0) throw new ProtocolError("malformed chunk size");
+            this.#state = ChunkState.Extension;
+          } else if (c === 13) {
+            if (this.#digits === 0) throw new ProtocolError("malformed chunk size");
+            this.#state = ChunkState.SizeLf;
+          } else throw new ProtocolError("malformed chunk size");
+          continue;
+        }
+        case ChunkState.Extension: {
+          const c = buf[i++];
+          if (c === 13) this.#state = ChunkState.SizeLf;
+          else if (c === 10) throw new ProtocolError("bare LF in chunk extension");
+          continue;
+        }
+        case ChunkState.SizeLf: {
+          if (buf[i++] !== 10) throw new ProtocolError("malformed chunk line");
+          if (this.#size === 0) {
+            this.#state = ChunkState.Trailer;
+            this.#lineLength = 0;
+          } else {
+            this.#remaining = this.#size;
+            this.#state = ChunkState.Data;
+          }
+          this.#size = 0;
+          this.#digits = 0;
+          continue;
+        }
+        case ChunkState.DataCr:
+          if (buf[i++] !== 13) throw new ProtocolError("chunk data not followed by CRLF");
+          this.#state = ChunkState.DataLf;
+          continue;
+        case ChunkState.DataLf:
+          if (buf[i++] !== 10) throw new ProtocolError("chunk data not followed by CRLF");
+          this.#state = ChunkState.Size;
+          continue;
+        case ChunkState.Trailer: {
+          const c = buf[i++];
+          if (c === 10) {
+            if (this.#lineLength === 0) {
+              this.done = true;
+              return i;
+            }
+            this.#lineLength = 0;
+          } else if (c !== 13) {
+            if (++this.#lineLength > maxHeadBytes) throw new ProtocolError("trailer too large");
+          }
+          continue;
+        }
+      }
+    }
+    return i;
+  }
+}
+
+function hexValue(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  const l = c | 0x20;
+  if (l >= 97 && l <= 102) return l - 87;
+  return -1;
+}
+
+/** Writes all of `bytes`; a failure is a {@linkcode PipeError} on the "dst" side. */
+export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  let off = 0;
+  try {
+    while (off < bytes.length) {
+      off += await conn.write(off === 0 ? bytes : bytes.subarray(off));
+    }
+  } catch (err) {
+    throw new PipeError("dst", "error", err);
+  }
+}
+
+async function fillOrFail(src: ConnReader): Promise<void> {
+  let more: boolean;
+  try {
+    more = await src.fill();
+  } catch (err) {
+    if (err instanceof ProtocolError) throw err;
+    throw new PipeError("src", "error", err);
+  }
+  if (!more) throw new PipeError("src", "eof");
+}
+
+/**
+ * Moves exactly `length` body bytes from `src` (its buffer first) to `dst`. Returns when done;
+ * the buffer keeps whatever follows the body (a pipelined next message).
+ */
+export async function pumpLength(src: ConnReader, dst: Deno.Conn, length: number): Promise<void> {
+  let left = length;
+  while (left > 0) {
+    if (src.buffered === 0) await fillOrFail(src);
+    const take = Math.min(left, src.buffered);
+    await writeAll(dst, src.buf.subarray(src.start, src.start + take));
+    src.start += take;
+    left -= take;
+  }
+}
+
+/** Moves a chunked body verbatim (framing, extensions and trailers included) from `src` to `dst`. */
+export async function pumpChunked(
+  src: ConnReader,
+  dst: Deno.Conn,
+  scanner: ChunkedScanner,
+): Promise<void> {
+  scanner.reset();
+  for (;;) {
+    if (src.buffered === 0) await fillOrFail(src);
+    const stop = scanner.scan(src.buf, src.start, src.end);
+    await writeAll(dst, src.buf.subarray(src.start, stop));
+    src.start = stop;
+    if (scanner.done) return;
+  }
+}
+
+/** Moves bytes from `src` to `dst` until `src` reaches end of stream. */
+export async function pumpUntilClose(src: ConnReader, dst: Deno.Conn): Promise<void> {
+  for (;;) {
+    if (src.buffered > 0) {
+      await writeAll(dst, src.buf.subarray(src.start, src.end));
+      src.start = src.end;
+    }
+    let more: boolean;
+    try {
+      more = await src.fill();
+    } catch (err) {
+      throw new PipeError("src", "error", err);
+    }
+    if (!more) return;
+  }
+}
