@@ -43,6 +43,11 @@ export class BroadcastQueue {
     return this.#items.length;
   }
 
+  /** Transmits so far of the queued update for `key`, or undefined when none is queued. */
+  transmitsOf(key: string): number | undefined {
+    return this.#items.find((b) => b.key === key)?.transmits;
+  }
+
   /** Drops everything (used on shutdown). */
   clear(): void {
     this.#items = [];

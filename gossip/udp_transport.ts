@@ -81,6 +81,7 @@ export class UdpTransport implements Transport {
   #requestHandler: RequestHandler | undefined;
   #closed = false;
   readonly #conns = new Set<Deno.Conn>();
+  readonly #serving = new Set<Promise<void>>();
   readonly #acceptLoop: Promise<void>;
 
   constructor(
@@ -127,7 +128,7 @@ export class UdpTransport implements Transport {
     const a = parseHostPort(to);
     if (typeof a === "string") throw new Error(`bad address ${to}: ${a}`);
     let conn: Deno.Conn | undefined;
-    let timer: number | undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         try {
@@ -165,7 +166,9 @@ export class UdpTransport implements Transport {
       } catch {
         return; // listener closed
       }
-      this.#serve(conn);
+      const p = this.#serve(conn);
+      this.#serving.add(p);
+      p.finally(() => this.#serving.delete(p));
     }
   }
 
@@ -206,6 +209,7 @@ export class UdpTransport implements Transport {
       } catch { /* already closed */ }
     }
     await this.#acceptLoop;
+    await Promise.allSettled([...this.#serving]);
     await new Promise<void>((resolve) => this.socket.close(() => resolve()));
   }
 }

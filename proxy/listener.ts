@@ -1,0 +1,110 @@
+/**
+ * @module
+ * TCP listeners, independent of the protocol spoken on them: accept connections, hand each to
+ * a protocol handler (HTTP/1.1 today; HTTP/2, TCP proxying or a TLS wrapper later), track them
+ * and drain on stop. A handler reports whether its connection is between requests, so a drain
+ * can close idle connections at once and let busy ones finish.
+ */
+import type { HostPort } from "../lib/mod.ts";
+
+/** One accepted connection as the listener tracks it. */
+export interface TrackedConnection {
+  readonly conn: Deno.TcpConn;
+  /** True while no request is in progress; set by the protocol handler. */
+  idle: boolean;
+}
+
+/** Serves one connection until it ends; must not throw. */
+export type ConnectionHandler = (tracked: TrackedConnection) => Promise<void>;
+
+/** A bound TCP listener with its accept loop. */
+export class TcpListener {
+  readonly #listener: Deno.TcpListener;
+  readonly #connections = new Set<TrackedConnection>();
+  readonly #tasks = new Set<Promise<void>>();
+  readonly #acceptLoop: Promise<void>;
+  #closed = false;
+  /** Bound address (the real port when 0 was asked for). */
+  readonly addr: HostPort;
+
+  constructor(addr: HostPort, readonly handler: ConnectionHandler) {
+    this.#listener = Deno.listen({ hostname: addr.hostname, port: addr.port, transport: "tcp" });
+    const bound = this.#listener.addr;
+    this.addr = { hostname: bound.hostname, port: bound.port };
+    this.#acceptLoop = this.#accept();
+  }
+
+  async #accept(): Promise<void> {
+    for (;;) {
+      let conn: Deno.TcpConn;
+      try {
+        conn = await this.#listener.accept();
+      } catch {
+        if (this.#closed) return;
+        // Transient accept failures (EMFILE, aborted handshakes) must not stop the listener.
+        await new Promise((r) => setTimeout(r, 10));
+        continue;
+      }
+      try {
+        conn.setNoDelay(true);
+      } catch {
+        // The peer may already be gone; the handler will see it.
+      }
+      const tracked: TrackedConnection = { conn, idle: true };
+      this.#connections.add(tracked);
+      const task = this.handler(tracked).finally(() => {
+        this.#connections.delete(tracked);
+        this.#tasks.delete(task);
+      });
+      this.#tasks.add(task);
+    }
+  }
+
+  /** Connections currently open. */
+  get connectionCount(): number {
+    return this.#connections.size;
+  }
+
+  /** Stops accepting new connections. */
+  async stopAccepting(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#listener.close();
+    } catch {
+      // Already closed.
+    }
+    await this.#acceptLoop;
+  }
+
+  /** Closes connections that are between requests. */
+  closeIdle(): void {
+    for (const t of this.#connections) if (t.idle) closeQuietly(t.conn);
+  }
+
+  /** Closes every connection and waits for their handlers to finish. */
+  async closeAll(): Promise<void> {
+    for (const t of this.#connections) closeQuietly(t.conn);
+    await Promise.all(this.#tasks);
+  }
+
+  /** Resolves when every handler finished, or after `ms`; true when all finished. */
+  async waitIdle(ms: number): Promise<boolean> {
+    if (this.#tasks.size === 0) return true;
+    let timer: number | undefined;
+    const timeout = new Promise<false>((r) => (timer = setTimeout(() => r(false), ms)));
+    const done = Promise.all(this.#tasks).then(() => true);
+    const result = await Promise.race([done, timeout]);
+    clearTimeout(timer);
+    return result;
+  }
+}
+
+/** Closes a connection, ignoring "already closed". */
+export function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // Already closed.
+  }
+}

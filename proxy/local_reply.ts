@@ -1,0 +1,81 @@
+/**
+ * @module
+ * Replies the proxy makes itself, with Envoy's response flags: a short JSON body
+ * `{"error":"...","flag":"NR"}` and the flag in header `x-weft-flag`, so a caller (and the
+ * access log) can tell a proxy decision from an upstream answer.
+ */
+import { encoder } from "./http1.ts";
+
+/** Envoy response flags used by Weft; "-" means none. */
+export type ResponseFlag =
+  | "-"
+  /** No route for the host/path. */
+  | "NR"
+  /** No healthy upstream endpoint. */
+  | "UH"
+  /** Upstream connection failure (refused or connect timeout). */
+  | "UF"
+  /** Upstream connection terminated before a complete response. */
+  | "UC"
+  /** Upstream reset the connection. */
+  | "UR"
+  /** Upstream request timeout (route timeout). */
+  | "UT"
+  /** Downstream connection terminated before the exchange finished. */
+  | "DC"
+  /** Downstream protocol error (malformed request). */
+  | "DPE"
+  /** Upstream protocol error (malformed response). */
+  | "UPE";
+
+/** Flags in a fixed order, so metrics can index cached children by number. */
+export const responseFlags: readonly ResponseFlag[] = [
+  "-",
+  "NR",
+  "UH",
+  "UF",
+  "UC",
+  "UR",
+  "UT",
+  "DC",
+  "DPE",
+  "UPE",
+];
+
+const statusText: Record<number, string> = {
+  400: "Bad Request",
+  404: "Not Found",
+  502: "Bad Gateway",
+  503: "Service Unavailable",
+  504: "Gateway Timeout",
+};
+
+const cache = new Map<string, Uint8Array>();
+
+/**
+ * The complete bytes of a local reply. Cached per (status, flag, message, close) because the
+ * same few replies repeat under failure, when allocation matters most.
+ */
+export function localReplyBytes(
+  status: number,
+  flag: ResponseFlag,
+  message: string,
+  close: boolean,
+): Uint8Array {
+  const key = `${status}|${flag}|${close}|${message}`;
+  let bytes = cache.get(key);
+  if (!bytes) {
+    const body = JSON.stringify({ error: message, flag });
+    const bodyBytes = encoder.encode(body);
+    bytes = encoder.encode(
+      `HTTP/1.1 ${status} ${statusText[status] ?? "Error"}\r\n` +
+        `content-type: application/json\r\n` +
+        `content-length: ${bodyBytes.length}\r\n` +
+        `x-weft-flag: ${flag}\r\n` +
+        (close ? "connection: close\r\n" : "") +
+        `\r\n${body}`,
+    );
+    if (cache.size < 256) cache.set(key, bytes);
+  }
+  return bytes;
+}
