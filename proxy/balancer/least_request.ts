@@ -10,7 +10,7 @@
  * survive `update` (a new snapshot) for endpoints that persist.
  */
 import type { EndpointConfig } from "../../lib/mod.ts";
-import type { Balancer, PickContext } from "./balancer.ts";
+import type { Balancer, PickContext, PickOutcome } from "./balancer.ts";
 import { EdfSchedule } from "./edf.ts";
 import { healthyEndpoints, type RandomSource } from "./weighted.ts";
 
@@ -83,7 +83,7 @@ export class LeastRequestBalancer implements Balancer {
     return this.#healthy[chosen];
   }
 
-  release(endpoint: EndpointConfig): void {
+  release(endpoint: EndpointConfig, _outcome?: PickOutcome): void {
     const state = this.#byKey.get(endpoint.key);
     if (state && state.active > 0) state.active--;
   }
