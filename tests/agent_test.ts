@@ -1,0 +1,96 @@
+/**
+ * A single real `weft agent` process: proxying both request forms to a local service,
+ * the admin API, and config reload by SIGHUP and POST /v1/reload — a bad config is rejected
+ * and the running one stays.
+ */
+import { assert, assertEquals, assertMatch, eventually } from "./support/assert.ts";
+import { startAgent } from "./support/agent_process.ts";
+import { rawRequest } from "../demo/raw_http.ts";
+import { serveDemoService } from "../demo/upstream.ts";
+
+Deno.test("agent proxies to a local service and serves the admin API", async () => {
+  const dir = await Deno.makeTempDir();
+  const upstream = serveDemoService("reviews", "reviews-1", "v1", 0);
+  const agent = await startAgent({
+    name: "a1",
+    dataDir: dir,
+    services: [`reviews=${upstream.addr.port},version=v1`],
+  });
+  try {
+    const { hostname, port } = agent.outbound;
+    const viaHost = await rawRequest(hostname, port, "GET", "/x", { host: "reviews" });
+    assertEquals(viaHost.status, 200);
+    assertEquals(JSON.parse(viaHost.body).path, "/x");
+    const viaProxy = await rawRequest(hostname, port, "GET", "http://reviews/y?q=1", {
+      host: "reviews",
+    });
+    assertEquals(viaProxy.status, 200);
+    assertEquals(JSON.parse(viaProxy.body).path, "/y");
+    const none = await rawRequest(hostname, port, "GET", "/", { host: "nosuch" });
+    assertEquals(none.status, 404);
+    assertEquals(JSON.parse(none.body).flag, "NR");
+
+    const services = await agent.get<{ services: { name: string; endpoints: unknown[] }[] }>(
+      "/v1/services",
+    );
+    assertEquals(services.services.map((s) => s.name), ["reviews"]);
+    const routes = await agent.get<{ version: number; outbound: { host: string }[] }>("/v1/routes");
+    assertEquals(routes.outbound.map((h) => h.host), ["reviews"]);
+    const metrics = await (await fetch(`http://${agent.admin}/metrics`)).text();
+    assertMatch(metrics, /# TYPE \w+ counter/);
+    const dash = await fetch(`http://${agent.admin}/`);
+    assertMatch(await dash.text(), /<title>Weft · a1<\/title>/);
+    const idFile = (await Deno.readTextFile(`${dir}/node-id`)).trim();
+    assertEquals((await agent.get<{ id: string }>("/v1/node")).id, idFile);
+  } finally {
+    assertEquals(await agent.stop(), 0);
+    await upstream.shutdown();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("SIGHUP and POST /v1/reload apply a changed config; an invalid one is rejected", async () => {
+  const dir = await Deno.makeTempDir();
+  const one = serveDemoService("one", "one-1", "v1", 0);
+  const two = serveDemoService("two", "two-1", "v1", 0);
+  const configPath = `${dir}/weft.yaml`;
+  await Deno.writeTextFile(configPath, `services:\n  - { name: one, port: ${one.addr.port} }\n`);
+  const agent = await startAgent({
+    name: "r1",
+    dataDir: `${dir}/data`,
+    args: ["--config", configPath],
+  });
+  const hosts = async () =>
+    (await agent.get<{ outbound: { host: string }[] }>("/v1/routes")).outbound.map((h) => h.host);
+  try {
+    assertEquals(await hosts(), ["one"]);
+    await Deno.writeTextFile(
+      configPath,
+      `services:\n  - { name: one, port: ${one.addr.port} }\n  - { name: two, port: ${two.addr.port} }\n`,
+    );
+    Deno.kill(agent.pid, "SIGHUP");
+    await eventually("SIGHUP reload", async () => (await hosts()).length === 2);
+    const r = await rawRequest(agent.outbound.hostname, agent.outbound.port, "GET", "/", {
+      host: "two",
+    });
+    assertEquals(JSON.parse(r.body).service, "two");
+
+    await Deno.writeTextFile(configPath, `services:\n  - { name: one, port: 99999 }\n`);
+    const bad = await fetch(`http://${agent.admin}/v1/reload`, { method: "POST" });
+    assertEquals(bad.status, 400);
+    const err = await bad.json();
+    assertMatch(err.error, /services\[0\]\.port/);
+    assertEquals(await hosts(), ["one", "two"], "the running config stays");
+
+    await Deno.writeTextFile(configPath, `services:\n  - { name: two, port: ${two.addr.port} }\n`);
+    const ok = await fetch(`http://${agent.admin}/v1/reload`, { method: "POST" });
+    assertEquals(ok.status, 200);
+    assert((await ok.json()).snapshotVersion > 1);
+    assertEquals(await hosts(), ["two"]);
+  } finally {
+    await agent.stop();
+    await one.shutdown();
+    await two.shutdown();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
