@@ -94,3 +94,52 @@ Deno.test("SIGHUP and POST /v1/reload apply a changed config; an invalid one is 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("reloads under load lose no request", async () => {
+  const dir = await Deno.makeTempDir();
+  const upstream = serveDemoService("svc", "svc-1", "v1", 0);
+  const configPath = `${dir}/weft.json`;
+  const write = (timeout: number) =>
+    Deno.writeTextFile(
+      configPath,
+      JSON.stringify({
+        services: [{ name: "svc", port: upstream.addr.port }],
+        proxy: { routeTimeoutMs: timeout },
+      }),
+    );
+  await write(15000);
+  const agent = await startAgent({
+    name: "l1",
+    dataDir: `${dir}/data`,
+    args: ["--config", configPath],
+  });
+  try {
+    let stop = false;
+    const statuses = new Map<number, number>();
+    const worker = async () => {
+      for (let i = 0; i < 2000 && !stop; i++) {
+        const r = await rawRequest(agent.outbound.hostname, agent.outbound.port, "GET", "/", {
+          host: "svc",
+        });
+        statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
+      }
+    };
+    const workers = Array.from({ length: 8 }, worker);
+    for (let i = 0; i < 10; i++) {
+      await write(15000 + i);
+      const res = await fetch(`http://${agent.admin}/v1/reload`, { method: "POST" });
+      assertEquals(res.status, 200);
+      await res.body?.cancel();
+      Deno.kill(agent.pid, "SIGHUP");
+    }
+    stop = true;
+    await Promise.all(workers);
+    const total = [...statuses.values()].reduce((a, b) => a + b, 0);
+    assert(total > 0);
+    assertEquals([...statuses.keys()], [200], `statuses: ${JSON.stringify([...statuses])}`);
+  } finally {
+    await agent.stop();
+    await upstream.shutdown();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
