@@ -5,6 +5,8 @@
  * reference and swaps it atomically; it never reads the store or the member list itself.
  */
 import type { LocalService, Protocol, ProxyTuning } from "./config.ts";
+import { compileServiceEntries } from "./compile_service_entries.ts";
+import type { Resource } from "./resources/kind.ts";
 
 /** One service instance discovered through gossip (or local). */
 export interface CatalogEndpoint {
@@ -28,6 +30,8 @@ export interface SnapshotInput {
   localServices: readonly LocalService[];
   catalog: readonly CatalogEndpoint[];
   tuning: ProxyTuning;
+  /** Live resources from the policy store; ServiceEntries add outbound hosts. */
+  serviceEntries?: readonly Resource[];
 }
 
 /** One upstream address of a cluster. */
@@ -217,6 +221,16 @@ export function compileSnapshot(input: SnapshotInput, version: number): Snapshot
         timeoutMs: input.tuning.routeTimeoutMs,
       }],
     });
+  }
+
+  if (input.serviceEntries?.length) {
+    // Hosts the mesh runs itself keep precedence over a ServiceEntry naming the same host.
+    const compiled = compileServiceEntries(input.serviceEntries, input.tuning);
+    for (const [host, vh] of compiled.virtualHosts) {
+      if (outbound.has(host)) continue;
+      outbound.set(host, vh);
+      for (const c of compiled.clusters) if (c.service === host) clusters.set(c.name, c);
+    }
   }
 
   return freezeDeep({ version, outbound, inbound, clusters, tuning: input.tuning });

@@ -49,6 +49,8 @@ export class EdfSchedule {
     const heap = this.#heap;
     const top = heap[0];
     this.#now = this.#deadline[top];
+    // Deadlines grow without bound; rebase them now and then so float64 keeps its precision.
+    if (this.#now > 1e9) this.#rebase();
     const last = heap[--this.#size];
     const size = this.#size;
     let pos = 0;
@@ -62,6 +64,12 @@ export class EdfSchedule {
     }
     if (size > 0) heap[pos] = last;
     return top;
+  }
+
+  #rebase(): void {
+    const offset = this.#now;
+    for (let i = 0; i < this.#deadline.length; i++) this.#deadline[i] -= offset;
+    this.#now = 0;
   }
 
   #before(a: number, b: number): boolean {

@@ -12,7 +12,7 @@
 import type { EndpointConfig } from "../../lib/mod.ts";
 import type { Balancer, PickContext, PickOutcome } from "./balancer.ts";
 import { EdfSchedule } from "./edf.ts";
-import { healthyEndpoints, type RandomSource } from "./weighted.ts";
+import { healthyEndpoints, type RandomSource, Rng } from "./weighted.ts";
 
 /** Per-endpoint load carried across updates. */
 interface LoadState {
@@ -35,12 +35,12 @@ export class LeastRequestBalancer implements Balancer {
   #schedule = new EdfSchedule();
   readonly #choiceCount: number;
   readonly #bias: number;
-  readonly #random: RandomSource;
+  readonly #rng: Rng;
 
   constructor(options: LeastRequestOptions = {}) {
     this.#choiceCount = Math.max(1, Math.floor(options.choiceCount ?? 2));
     this.#bias = options.activeRequestBias ?? 1.0;
-    this.#random = options.random ?? Math.random;
+    this.#rng = new Rng(options.random);
   }
 
   update(endpoints: readonly EndpointConfig[]): void {
@@ -74,9 +74,9 @@ export class LeastRequestBalancer implements Balancer {
       this.#schedule.add(chosen, this.#effectiveWeight(chosen));
       return this.#healthy[chosen];
     }
-    chosen = Math.floor(this.#random() * n);
+    chosen = this.#rng.below(n);
     for (let c = 1; c < this.#choiceCount; c++) {
-      const candidate = Math.floor(this.#random() * n);
+      const candidate = this.#rng.below(n);
       if (this.#states[candidate].active < this.#states[chosen].active) chosen = candidate;
     }
     this.#states[chosen].active++;

@@ -13,7 +13,7 @@
 import type { EndpointConfig } from "../../lib/mod.ts";
 import type { Balancer, PickContext } from "./balancer.ts";
 import { hash32 } from "./hash.ts";
-import { healthyEndpoints, type RandomSource } from "./weighted.ts";
+import { byKey, healthyEndpoints, type RandomSource, Rng } from "./weighted.ts";
 
 /** Envoy's default table size; must be prime. */
 export const DEFAULT_MAGLEV_TABLE_SIZE = 65537;
@@ -38,7 +38,7 @@ export class MaglevBalancer implements Balancer {
   #table = new Int32Array(0);
   #signature = "";
   readonly #tableSize: number;
-  readonly #random: RandomSource;
+  readonly #rng: Rng;
 
   constructor(options: MaglevOptions = {}) {
     const size = options.tableSize ?? DEFAULT_MAGLEV_TABLE_SIZE;
@@ -48,11 +48,13 @@ export class MaglevBalancer implements Balancer {
       );
     }
     this.#tableSize = size;
-    this.#random = options.random ?? Math.random;
+    this.#rng = new Rng(options.random);
   }
 
   update(endpoints: readonly EndpointConfig[]): void {
-    const healthy = healthyEndpoints(endpoints);
+    // Sorted by key so the mapping depends only on the set, not on its order: every node
+    // (and every recompiled snapshot) maps a key to the same endpoint.
+    const healthy = healthyEndpoints(endpoints).sort(byKey);
     const signature = healthy.map((e) => `${e.key}*${e.weight}`).join(" ");
     this.#healthy = healthy;
     if (signature === this.#signature) return;
@@ -63,9 +65,7 @@ export class MaglevBalancer implements Balancer {
   pick(ctx: PickContext): EndpointConfig | undefined {
     if (this.#healthy.length === 0) return undefined;
     const m = this.#tableSize;
-    const slot = ctx.hashKey === undefined
-      ? Math.floor(this.#random() * m)
-      : hash32(ctx.hashKey) % m;
+    const slot = ctx.hashKey === undefined ? this.#rng.below(m) : hash32(ctx.hashKey) % m;
     return this.#healthy[this.#table[slot]];
   }
 

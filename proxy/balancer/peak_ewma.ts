@@ -15,7 +15,7 @@
  */
 import type { Clock, EndpointConfig } from "../../lib/mod.ts";
 import type { Balancer, PickContext, PickOutcome } from "./balancer.ts";
-import { healthyEndpoints, type RandomSource, WeightedIndex } from "./weighted.ts";
+import { healthyEndpoints, type RandomSource, Rng, WeightedIndex } from "./weighted.ts";
 
 /** Linkerd's defaults: 10 s decay; 30 ms assumed for an endpoint never measured. */
 export const DEFAULT_PEAK_EWMA_DECAY_MS = 10_000;
@@ -43,14 +43,14 @@ export class PeakEwmaBalancer implements Balancer {
   readonly #decayMs: number;
   readonly #initialRttMs: number;
   readonly #clock: Pick<Clock, "now">;
-  readonly #random: RandomSource;
+  readonly #rng: Rng;
 
   constructor(options: PeakEwmaOptions = {}) {
     this.#decayMs = options.decayMs ?? DEFAULT_PEAK_EWMA_DECAY_MS;
     if (!(this.#decayMs > 0)) throw new RangeError(`decayMs must be > 0, got ${this.#decayMs}`);
     this.#initialRttMs = options.initialRttMs ?? DEFAULT_INITIAL_RTT_MS;
     this.#clock = options.clock ?? { now: () => performance.now() };
-    this.#random = options.random ?? Math.random;
+    this.#rng = new Rng(options.random);
   }
 
   update(endpoints: readonly EndpointConfig[]): void {
@@ -71,12 +71,12 @@ export class PeakEwmaBalancer implements Balancer {
   pick(_ctx: PickContext): EndpointConfig | undefined {
     const n = this.#healthy.length;
     if (n === 0) return undefined;
-    let chosen = this.#index.pick(this.#random);
+    let chosen = this.#index.pick(this.#rng);
     if (n > 1) {
-      let other = this.#index.pick(this.#random);
+      let other = this.#index.pick(this.#rng);
       // Two distinct candidates; bounded retries, then the neighbour, for skewed weights.
       for (let tries = 0; other === chosen && tries < 4; tries++) {
-        other = this.#index.pick(this.#random);
+        other = this.#index.pick(this.#rng);
       }
       if (other === chosen) other = chosen + 1 === n ? 0 : chosen + 1;
       const now = this.#clock.now();

@@ -5,15 +5,15 @@
  */
 import type { EndpointConfig } from "../../lib/mod.ts";
 import type { Balancer, PickContext } from "./balancer.ts";
-import { healthyEndpoints, type RandomSource, WeightedIndex } from "./weighted.ts";
+import { healthyEndpoints, type RandomSource, Rng, WeightedIndex } from "./weighted.ts";
 
 export class RandomBalancer implements Balancer {
   #healthy: EndpointConfig[] = [];
   #index = new WeightedIndex();
-  #random: RandomSource;
+  #rng: Rng;
 
   constructor(options: { random?: RandomSource } = {}) {
-    this.#random = options.random ?? Math.random;
+    this.#rng = new Rng(options.random);
   }
 
   update(endpoints: readonly EndpointConfig[]): void {
@@ -22,7 +22,7 @@ export class RandomBalancer implements Balancer {
   }
 
   pick(_ctx: PickContext): EndpointConfig | undefined {
-    const i = this.#index.pick(this.#random);
+    const i = this.#index.pick(this.#rng);
     return i < 0 ? undefined : this.#healthy[i];
   }
 

@@ -12,7 +12,7 @@
 import type { EndpointConfig } from "../../lib/mod.ts";
 import type { Balancer, PickContext } from "./balancer.ts";
 import { hash32 } from "./hash.ts";
-import { healthyEndpoints, type RandomSource } from "./weighted.ts";
+import { byKey, healthyEndpoints, type RandomSource, Rng } from "./weighted.ts";
 
 /** Envoy's defaults and limits for `minimum_ring_size` / `maximum_ring_size`. */
 export const DEFAULT_MINIMUM_RING_SIZE = 1024;
@@ -20,6 +20,7 @@ export const MAXIMUM_RING_SIZE = 8 * 1024 * 1024;
 
 /** Host indices are packed beside the hash in one float64 (hash * 2^21 + index) for sorting. */
 const INDEX_BITS = 2 ** 21;
+const UNIT = 1 << 30;
 
 export interface RingHashOptions {
   minimumRingSize?: number;
@@ -32,7 +33,7 @@ export class RingHashBalancer implements Balancer {
   #owners = new Int32Array(0);
   #signature = "";
   readonly #minimumRingSize: number;
-  readonly #random: RandomSource;
+  readonly #rng: Rng;
 
   constructor(options: RingHashOptions = {}) {
     const size = options.minimumRingSize ?? DEFAULT_MINIMUM_RING_SIZE;
@@ -42,7 +43,7 @@ export class RingHashBalancer implements Balancer {
       );
     }
     this.#minimumRingSize = size;
-    this.#random = options.random ?? Math.random;
+    this.#rng = new Rng(options.random);
   }
 
   /** Number of points on the current ring (for tests and `weft routes`). */
@@ -51,7 +52,9 @@ export class RingHashBalancer implements Balancer {
   }
 
   update(endpoints: readonly EndpointConfig[]): void {
-    const healthy = healthyEndpoints(endpoints);
+    // Sorted by key so the mapping depends only on the set, not on its order: every node
+    // (and every recompiled snapshot) maps a key to the same endpoint.
+    const healthy = healthyEndpoints(endpoints).sort(byKey);
     if (healthy.length >= INDEX_BITS) throw new RangeError("too many endpoints for a hash ring");
     const signature = healthy.map((e) => `${e.key}*${e.weight}`).join(" ");
     this.#healthy = healthy;
@@ -65,7 +68,7 @@ export class RingHashBalancer implements Balancer {
     const n = hashes.length;
     if (n === 0) return undefined;
     const h = ctx.hashKey === undefined
-      ? Math.floor(this.#random() * 4294967296)
+      ? this.#rng.below(UNIT) * 4 // a random point: 2^30 values spread over 2^32
       : hash32(ctx.hashKey);
     // First point with hash >= h; past the end wraps to the first point.
     let lo = 0;

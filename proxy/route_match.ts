@@ -1,0 +1,424 @@
+/**
+ * @module
+ * Compiles a VirtualService route's `match` list into a predicate, once per snapshot, so the
+ * per-request cost is a few string comparisons. Semantics follow Istio/Envoy:
+ *
+ * - The conditions inside one match are ANDed; the matches of a list are ORed; a route with no
+ *   match list matches every request. Which route wins (the first that matches) is the
+ *   router's business: see {@linkcode compileRouteTable} for the usual linear scan.
+ * - `exact`, `prefix`, `regex`; a regex must match the whole value (RE2 `FullMatch`, as Envoy's
+ *   `safe_regex`), so it is anchored here. An empty StringMatch (`{}`) in `headers` or
+ *   `queryParams` means "present"; in `withoutHeaders` it means "absent".
+ * - `withoutHeaders` inverts the match, so a missing header satisfies it (Envoy's
+ *   `invert_match`).
+ * - `ignoreUriCase` applies to `uri` exact and prefix matches only, as in Istio.
+ * - `uri` is matched against the path without the query string; `authority` against the
+ *   `Host`/`:authority` value as received; `method` against the request method.
+ * - `sourceLabels`: every label must be present with the same value on the calling workload.
+ */
+import type { HttpMatchRequest, StringMatch } from "../lib/resources/virtual_service.ts";
+import { queryValue } from "./balancer/hash_key.ts";
+
+/** What a match needs to know about a request. */
+export interface MatchRequest {
+  method: string;
+  /** Path without the query string. */
+  path: string;
+  /** Raw query string (with or without `?`) or a parsed `URLSearchParams`-like object. */
+  query?: string | { get(name: string): string | null };
+  authority: string;
+  headers: { get(name: string): string | null | undefined };
+  /** Labels of the calling workload (the local service that sent the request). */
+  sourceLabels?: Readonly<Record<string, string>>;
+  /** Port the request arrived on, for `port` matches. */
+  port?: number;
+}
+
+export type RequestPredicate = (request: MatchRequest) => boolean;
+type ValueTest = (value: string | null | undefined) => boolean;
+
+/**
+ * Per-lookup memo of header and query values, shared by all rules of one compiled table: a
+ * table of 1000 rules on header `service` reads the header once per request, not 1000 times
+ * (`Headers.get` costs about 100 ns in Deno). Slots are assigned at compile time; a lookup
+ * bumps `generation` instead of clearing the arrays, so it allocates nothing. Lookups are
+ * synchronous, so one scratch per compiled table is safe.
+ */
+class LookupScratch {
+  readonly names: string[] = [];
+  readonly isQuery: boolean[] = [];
+  values: (string | null | undefined)[] = [];
+  fetchedAt: number[] = [];
+  generation = 0;
+  readonly #slots = new Map<string, number>();
+
+  slot(kind: "header" | "query", name: string): number {
+    const id = `${kind}:${name}`;
+    let slot = this.#slots.get(id);
+    if (slot === undefined) {
+      slot = this.names.length;
+      this.#slots.set(id, slot);
+      this.names.push(name);
+      this.isQuery.push(kind === "query");
+      this.values.push(undefined);
+      this.fetchedAt.push(-1);
+    }
+    return slot;
+  }
+
+  value(request: MatchRequest, slot: number): string | null | undefined {
+    if (this.fetchedAt[slot] !== this.generation) {
+      this.values[slot] = this.isQuery[slot]
+        ? queryValue(request.query, this.names[slot])
+        : request.headers.get(this.names[slot]);
+      this.fetchedAt[slot] = this.generation;
+    }
+    return this.values[slot];
+  }
+}
+
+function escapeRegex(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+// Conditions are plain records evaluated by one monomorphic function rather than closures:
+// with hundreds of rules, V8 cannot inline a call site that sees hundreds of closures, and the
+// switch below is about 3x faster than calling through them.
+const SOURCE_PATH = 0;
+const SOURCE_METHOD = 1;
+const SOURCE_AUTHORITY = 2;
+const SOURCE_SLOT = 3;
+const SOURCE_PORT = 4;
+const SOURCE_LABELS = 5;
+
+const OP_EXACT = 0;
+const OP_PREFIX = 1;
+const OP_REGEX = 2;
+const OP_PRESENT = 3;
+
+/** One compiled condition; every instance has the same shape. */
+interface Condition {
+  source: number;
+  slot: number;
+  op: number;
+  value: string;
+  regex: RegExp | null;
+  negate: boolean;
+  port: number;
+  labels: [string, string][] | null;
+  /** Evaluation order: cheap and selective tests first (exact < prefix < presence < regex). */
+  cost: number;
+}
+
+function condition(source: number, fields: Partial<Condition>): Condition {
+  return {
+    source,
+    slot: -1,
+    op: OP_PRESENT,
+    value: "",
+    regex: null,
+    negate: false,
+    port: 0,
+    labels: null,
+    cost: 0,
+    ...fields,
+  };
+}
+
+function stringCondition(
+  source: number,
+  match: StringMatch,
+  fields: Partial<Condition> = {},
+  ignoreCase = false,
+): Condition {
+  if (match.exact !== undefined) {
+    if (ignoreCase) {
+      const regex = new RegExp(`^${escapeRegex(match.exact)}$`, "i");
+      return condition(source, { op: OP_REGEX, regex, cost: 3, ...fields });
+    }
+    return condition(source, { op: OP_EXACT, value: match.exact, cost: 0, ...fields });
+  }
+  if (match.prefix !== undefined) {
+    if (ignoreCase) {
+      const regex = new RegExp(`^${escapeRegex(match.prefix)}`, "i");
+      return condition(source, { op: OP_REGEX, regex, cost: 3, ...fields });
+    }
+    return condition(source, { op: OP_PREFIX, value: match.prefix, cost: 1, ...fields });
+  }
+  if (match.regex !== undefined) {
+    const regex = new RegExp(`^(?:${match.regex})$`);
+    return condition(source, { op: OP_REGEX, regex, cost: 4, ...fields });
+  }
+  return condition(source, { op: OP_PRESENT, cost: 2, ...fields });
+}
+
+/** A test for one StringMatch (an empty one tests presence), for callers outside routing. */
+export function compileStringMatch(match: StringMatch, ignoreCase = false): ValueTest {
+  const c = stringCondition(SOURCE_PATH, match, {}, ignoreCase);
+  return (v) => testValue(c, v);
+}
+
+function testValue(c: Condition, v: string | null | undefined): boolean {
+  if (v == null) return false;
+  switch (c.op) {
+    case OP_EXACT:
+      return v === c.value;
+    case OP_PREFIX:
+      return v.startsWith(c.value);
+    case OP_REGEX:
+      return c.regex!.test(v);
+    default:
+      return true;
+  }
+}
+
+function holds(c: Condition, r: MatchRequest, s: LookupScratch): boolean {
+  let v: string | null | undefined;
+  switch (c.source) {
+    case SOURCE_PATH:
+      v = r.path;
+      break;
+    case SOURCE_METHOD:
+      v = r.method;
+      break;
+    case SOURCE_AUTHORITY:
+      v = r.authority;
+      break;
+    case SOURCE_SLOT:
+      v = s.value(r, c.slot);
+      break;
+    case SOURCE_PORT:
+      return r.port === c.port;
+    default: {
+      const source = r.sourceLabels;
+      if (!source) return false;
+      const labels = c.labels!;
+      for (let i = 0; i < labels.length; i++) {
+        if (source[labels[i][0]] !== labels[i][1]) return false;
+      }
+      return true;
+    }
+  }
+  return testValue(c, v) !== c.negate;
+}
+
+function compileConditions(m: HttpMatchRequest, scratch: LookupScratch): Condition[] {
+  const conditions: Condition[] = [];
+  if (m.uri) {
+    const ignoreCase = m.ignoreUriCase === true && m.uri.regex === undefined;
+    conditions.push(stringCondition(SOURCE_PATH, m.uri, {}, ignoreCase));
+  }
+  if (m.method) conditions.push(stringCondition(SOURCE_METHOD, m.method));
+  if (m.authority) conditions.push(stringCondition(SOURCE_AUTHORITY, m.authority));
+  if (m.port !== undefined) conditions.push(condition(SOURCE_PORT, { port: m.port, cost: 0 }));
+  for (const [name, sm] of Object.entries(m.headers ?? {})) {
+    const slot = scratch.slot("header", name.toLowerCase());
+    conditions.push(stringCondition(SOURCE_SLOT, sm, { slot }));
+  }
+  for (const [name, sm] of Object.entries(m.withoutHeaders ?? {})) {
+    const slot = scratch.slot("header", name.toLowerCase());
+    conditions.push(stringCondition(SOURCE_SLOT, sm, { slot, negate: true }));
+  }
+  for (const [name, sm] of Object.entries(m.queryParams ?? {})) {
+    const slot = scratch.slot("query", name);
+    conditions.push(stringCondition(SOURCE_SLOT, sm, { slot }));
+  }
+  const labels = Object.entries(m.sourceLabels ?? {});
+  if (labels.length > 0) conditions.push(condition(SOURCE_LABELS, { labels, cost: 1 }));
+  // AND is commutative: test the cheap, selective conditions first.
+  return conditions.sort((a, b) => a.cost - b.cost);
+}
+
+/** A compiled match list: alternatives (ORed) of conditions (ANDed). */
+type Alternatives = Condition[][];
+
+function compileAlternatives(
+  matches: readonly HttpMatchRequest[] | undefined,
+  scratch: LookupScratch,
+): Alternatives | undefined {
+  if (!matches || matches.length === 0) return undefined;
+  return matches.map((m) => compileConditions(m, scratch));
+}
+
+/** Index of the first alternative whose conditions all hold, or -1. */
+function firstAlternative(alternatives: Alternatives, r: MatchRequest, s: LookupScratch): number {
+  outer: for (let a = 0; a < alternatives.length; a++) {
+    const conditions = alternatives[a];
+    for (let i = 0; i < conditions.length; i++) {
+      if (!holds(conditions[i], r, s)) continue outer;
+    }
+    return a;
+  }
+  return -1;
+}
+
+/**
+ * Compiles a match list into a function returning the index of the first alternative that
+ * matches, or -1. The router needs the index for `rewrite.uri`, which replaces the prefix that
+ * matched. An empty or missing list matches everything (index 0).
+ */
+export function compileMatchIndex(
+  matches: readonly HttpMatchRequest[] | undefined,
+): (request: MatchRequest) => number {
+  const scratch = new LookupScratch();
+  const alternatives = compileAlternatives(matches, scratch);
+  if (!alternatives) return () => 0;
+  return (r) => {
+    scratch.generation++;
+    return firstAlternative(alternatives, r, scratch);
+  };
+}
+
+/** Compiles a match list into a predicate (alternatives ORed, conditions ANDed). */
+export function compileMatch(matches: readonly HttpMatchRequest[] | undefined): RequestPredicate {
+  const index = compileMatchIndex(matches);
+  return (r) => index(r) >= 0;
+}
+
+/** Which route won a lookup and which of its match alternatives matched. */
+export interface RouteTableHit {
+  routeIndex: number;
+  /** Index into the route's `match` list (0 when the route has none). */
+  matchIndex: number;
+}
+
+/**
+ * First-match-wins lookup over routes in order, as Istio evaluates `http[]`: returns the
+ * value of the first route whose match list matches, or undefined. All rules share one
+ * header/query memo, so each header is read at most once per lookup.
+ */
+export function compileRouteTable<T>(
+  routes: readonly { match?: readonly HttpMatchRequest[]; value: T }[],
+): (request: MatchRequest) => T | undefined {
+  const lookup = compileRouteTableWithIndex(routes);
+  return (request) => {
+    const hit = lookup(request, scratchHit);
+    return hit ? routes[hit.routeIndex].value : undefined;
+  };
+}
+
+/** Reused result slot: lookups are synchronous, so one per process is enough. */
+const scratchHit: RouteTableHit = { routeIndex: -1, matchIndex: -1 };
+
+/**
+ * Like {@linkcode compileRouteTable} but reports which route and which match alternative won,
+ * by filling `out` (so the caller can apply `rewrite.uri` to the matched prefix without
+ * allocating). Returns `out`, or undefined when no route matches.
+ *
+ * Large tables that dispatch on one header (the usual "route by header" shape) are indexed:
+ * a route whose every alternative requires an exact value of that header is only evaluated
+ * when the request carries that value, so the cost stays flat in the number of such routes
+ * while first-match order is kept (candidates are visited in route order).
+ */
+export function compileRouteTableWithIndex(
+  routes: readonly { match?: readonly HttpMatchRequest[] }[],
+): (request: MatchRequest, out: RouteTableHit) => RouteTableHit | undefined {
+  const scratch = new LookupScratch();
+  const compiled = routes.map((r) => compileAlternatives(r.match, scratch));
+  const evaluate = (i: number, request: MatchRequest, out: RouteTableHit): boolean => {
+    const alternatives = compiled[i];
+    const matchIndex = alternatives ? firstAlternative(alternatives, request, scratch) : 0;
+    if (matchIndex < 0) return false;
+    out.routeIndex = i;
+    out.matchIndex = matchIndex;
+    return true;
+  };
+  const index = dispatchIndex(compiled, scratch);
+  if (!index) {
+    return (request, out) => {
+      scratch.generation++;
+      for (let i = 0; i < compiled.length; i++) if (evaluate(i, request, out)) return out;
+      return undefined;
+    };
+  }
+  const { slot, unkeyed, byValue } = index;
+  return (request, out) => {
+    scratch.generation++;
+    const value = scratch.value(request, slot);
+    const keyed = (value != null && byValue.get(value)) || NO_ROUTES;
+    // Merge the two ascending lists of candidates so routes are tried in their order.
+    let u = 0;
+    let k = 0;
+    while (u < unkeyed.length || k < keyed.length) {
+      const i = k >= keyed.length || (u < unkeyed.length && unkeyed[u] < keyed[k])
+        ? unkeyed[u++]
+        : keyed[k++];
+      if (evaluate(i, request, out)) return out;
+    }
+    return undefined;
+  };
+}
+
+const NO_ROUTES = new Int32Array(0);
+/** Below this many keyed routes a plain scan is as fast as the index. */
+const MIN_INDEXED_ROUTES = 8;
+
+/**
+ * Finds the header most routes dispatch on (every alternative has an exact, non-negated
+ * condition on it) and groups routes by its required values; undefined when not worth it.
+ */
+function dispatchIndex(
+  compiled: readonly (Alternatives | undefined)[],
+  scratch: LookupScratch,
+): { slot: number; unkeyed: Int32Array; byValue: Map<string, Int32Array> } | undefined {
+  const keysOf = (alternatives: Alternatives | undefined, slot: number): string[] | undefined => {
+    if (!alternatives) return undefined;
+    const values: string[] = [];
+    for (const conditions of alternatives) {
+      const c = conditions.find((x) =>
+        x.source === SOURCE_SLOT && x.slot === slot && x.op === OP_EXACT && !x.negate
+      );
+      if (!c) return undefined;
+      values.push(c.value);
+    }
+    return values;
+  };
+  const routesPerSlot = new Map<number, number>();
+  for (const alternatives of compiled) {
+    const slots = new Set<number>();
+    for (const c of alternatives?.[0] ?? []) {
+      if (c.source === SOURCE_SLOT && !scratch.isQuery[c.slot]) slots.add(c.slot);
+    }
+    for (const slot of slots) {
+      if (keysOf(alternatives, slot)) routesPerSlot.set(slot, (routesPerSlot.get(slot) ?? 0) + 1);
+    }
+  }
+  let best = -1;
+  let bestCount = 0;
+  for (const [slot, count] of routesPerSlot) {
+    if (count > bestCount) [best, bestCount] = [slot, count];
+  }
+  if (bestCount < MIN_INDEXED_ROUTES) return undefined;
+  const unkeyed: number[] = [];
+  const lists = new Map<string, number[]>();
+  compiled.forEach((alternatives, i) => {
+    const values = keysOf(alternatives, best);
+    if (!values) return void unkeyed.push(i);
+    for (const v of new Set(values)) {
+      const list = lists.get(v) ?? [];
+      list.push(i);
+      lists.set(v, list);
+    }
+  });
+  const byValue = new Map<string, Int32Array>();
+  for (const [v, list] of lists) byValue.set(v, Int32Array.from(list));
+  return { slot: best, unkeyed: Int32Array.from(unkeyed), byValue };
+}
+
+/**
+ * The path after Istio's `rewrite.uri` (Envoy `prefix_rewrite`): a `prefix` match's prefix is
+ * replaced; with no `uri` condition the implicit prefix is `/`; after an `exact` or `regex`
+ * match the whole path is replaced.
+ */
+export function rewritePath(
+  path: string,
+  matched: HttpMatchRequest | undefined,
+  rewriteUri: string,
+): string {
+  const uri = matched?.uri;
+  const prefix = uri === undefined ? "/" : uri.prefix;
+  if (prefix !== undefined && path.length >= prefix.length) {
+    return rewriteUri + path.slice(prefix.length);
+  }
+  return rewriteUri;
+}
