@@ -84,10 +84,12 @@ export function defaultLanConfig(): GossipConfig {
 export function defaultLocalConfig(): GossipConfig {
   return {
     ...defaultLanConfig(),
-    // memberlist local: 1 s probe interval, 200 ms probe timeout, suspicion mult 3,
+    // memberlist local: 1 s probe interval, 200 ms probe timeout, 1 indirect check, suspicion mult 3,
     // retransmit mult 2, gossip 100 ms, push-pull 15 s, TCP timeout 1 s, gossip-to-dead 15 s.
     probeIntervalMs: 1000,
     probeTimeoutMs: 200,
+    // memberlist local: 1 relay is enough where the only failure is the process itself.
+    indirectChecks: 1,
     suspicionMult: 3,
     retransmitMult: 2,
     gossipIntervalMs: 100,
@@ -96,6 +98,28 @@ export function defaultLocalConfig(): GossipConfig {
     pushPullIntervalMs: 15_000,
     rejoinIntervalMs: 15_000,
     tcpTimeoutMs: 1_000,
+  };
+}
+
+/**
+ * WAN profile, memberlist's DefaultWANConfig: longer timeouts for cross-datacenter RTTs and
+ * loss, at the cost of slower detection.
+ */
+export function defaultWanConfig(): GossipConfig {
+  return {
+    ...defaultLanConfig(),
+    // memberlist WAN: probe 5 s / timeout 3 s, suspicion mult 6, gossip 500 ms to 4 nodes,
+    // push-pull 60 s, gossip-to-the-dead 60 s, TCP timeout 30 s.
+    probeIntervalMs: 5000,
+    probeTimeoutMs: 3000,
+    suspicionMult: 6,
+    gossipIntervalMs: 500,
+    gossipNodes: 4,
+    gossipToTheDeadMs: 60_000,
+    deadReclaimMs: 120_000,
+    pushPullIntervalMs: 60_000,
+    rejoinIntervalMs: 60_000,
+    tcpTimeoutMs: 30_000,
   };
 }
 

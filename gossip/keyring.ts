@@ -98,7 +98,9 @@ export class Keyring {
     const ct = bytes.slice(1 + nonceBytes);
     for (const k of this.#keys) {
       try {
-        return new Uint8Array(await crypto.subtle.decrypt({ name: "AES-GCM", iv: nonce }, k.key, ct));
+        return new Uint8Array(
+          await crypto.subtle.decrypt({ name: "AES-GCM", iv: nonce }, k.key, ct),
+        );
       } catch {
         // wrong key: try the next one
       }

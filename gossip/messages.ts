@@ -5,7 +5,7 @@
  * malformed packet is rejected before any state is touched.
  */
 import { z } from "zod";
-import { DecodeError, decodeEnvelope, encodeEnvelope } from "../lib/codec.ts";
+import { decodeEnvelope, DecodeError, encodeEnvelope } from "../lib/codec.ts";
 
 /** Envelope version; a peer speaking another version is dropped and counted. */
 export const wireVersion = 1;

@@ -26,6 +26,8 @@ export class MockNetwork {
   readonly #blocked = new Set<string>();
   /** Probability that one datagram is dropped. Streams are not lossy (TCP retransmits). */
   loss = 0;
+  /** Probability that a reliable request fails (connection reset), to stress fallbacks. */
+  streamLoss = 0;
   /** One-way delay of every delivery. */
   latencyMs = 1;
   /** Datagrams handed to the network and delivered, for assertions. */
@@ -116,6 +118,10 @@ export class MockTransport implements Transport {
         clock.clearTimeout(timer);
         fn();
       };
+      if (this.net.streamLoss > 0 && this.net.random() < this.net.streamLoss) {
+        clock.setTimeout(() => finish(() => reject(new Error(`connection to ${to} reset`))), 1);
+        return;
+      }
       clock.setTimeout(() => {
         const dest = this.net.reachable(this.addr, to);
         const handler = dest && !dest.#closed ? dest.#requestHandler : undefined;
