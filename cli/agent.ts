@@ -20,6 +20,16 @@ import {
 } from "../lib/mod.ts";
 import { createAdminApp } from "../lib/admin/app.ts";
 import { Proxy } from "../proxy/mod.ts";
+import {
+  defaultLanConfig,
+  defaultLocalConfig,
+  defaultWanConfig,
+  type GossipConfig,
+  GossipNode,
+  Keyring,
+  memberJson,
+  parseKey,
+} from "../gossip/mod.ts";
 import type { ParsedArgs } from "./args.ts";
 import { agentConfigFromArgs } from "./agent_flags.ts";
 
@@ -50,6 +60,30 @@ export interface BoundAddresses {
   admin: HostPort;
   outbound: HostPort;
   inbound: HostPort;
+  gossip: HostPort;
+}
+
+/** The membership timings of a node config: its profile plus overrides. */
+export function gossipConfigOf(c: NodeConfig): GossipConfig {
+  const base = { lan: defaultLanConfig, wan: defaultWanConfig, local: defaultLocalConfig }[
+    c.gossip.profile
+  ]();
+  const { profile: _profile, ...overrides } = c.gossip;
+  return {
+    ...base,
+    ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)),
+  };
+}
+
+async function keyringOf(c: NodeConfig): Promise<Keyring | undefined> {
+  if (!c.encryptKey) return undefined;
+  const keys: Uint8Array[] = [];
+  for (const [i, k] of [c.encryptKey, ...c.extraEncryptKeys].entries()) {
+    const parsed = parseKey(k, i === 0 ? "--encrypt-key" : `extraEncryptKeys[${i - 1}]`);
+    if (typeof parsed === "string") throw new UserError(parsed);
+    keys.push(parsed);
+  }
+  return await Keyring.create(keys);
 }
 
 /** A running node. */
@@ -60,7 +94,9 @@ export class Agent {
   #config: NodeConfig;
   #nodeId = "";
   #proxy!: Proxy;
+  #gossip?: GossipNode;
   #admin?: Deno.HttpServer;
+  #refreshTimer?: ReturnType<typeof setTimeout>;
   #snapshotVersion = 0;
   #bound?: BoundAddresses;
   /** Re-reads the config sources for a reload; undefined when there is nothing to re-read. */
@@ -85,6 +121,7 @@ export class Agent {
   async start(): Promise<BoundAddresses> {
     const c = this.#config;
     this.#nodeId = await loadNodeId(c.dataDir);
+    const keyring = await keyringOf(c);
     this.#proxy = new Proxy({
       snapshot: this.#compile(),
       logger: this.log.child("proxy"),
@@ -96,8 +133,36 @@ export class Agent {
     });
     try {
       const admin = await this.#startAdmin(addr(c.adminAddr));
-      this.#bound = { admin, outbound: proxyAddrs.outbound, inbound: proxyAddrs.inbound };
+      this.#gossip = await GossipNode.create({
+        config: gossipConfigOf(c),
+        name: c.name,
+        nodeId: this.#nodeId,
+        bindAddr: addr(c.gossipAddr),
+        advertise: c.advertiseAddr
+          ? { hostname: c.advertiseAddr, port: addr(c.gossipAddr).port }
+          : undefined,
+        metadata: { inboundAddr: "", adminAddr: "", services: [] },
+        keyring,
+        logger: this.log.child("gossip"),
+        metrics: this.metrics,
+      });
+      const gossipBound = this.#gossip.localAddr();
+      if (c.advertiseAddr && addr(c.gossipAddr).port === 0) {
+        // Port 0 was resolved at bind time; advertise the real one.
+        this.#gossip.setMetadata(this.#metadata(proxyAddrs.inbound, admin));
+      }
+      this.#bound = {
+        admin,
+        outbound: proxyAddrs.outbound,
+        inbound: proxyAddrs.inbound,
+        gossip: gossipBound,
+      };
+      this.#gossip.setMetadata(this.#metadata(proxyAddrs.inbound, admin));
+      this.#gossip.onChange(() => this.#scheduleRefresh());
+      this.#gossip.start();
     } catch (err) {
+      await this.#gossip?.stop();
+      await this.#admin?.shutdown();
       await this.#proxy.stop(0);
       throw err;
     }
@@ -107,16 +172,58 @@ export class Agent {
       admin: formatHostPort(this.#bound.admin),
       outbound: formatHostPort(this.#bound.outbound),
       inbound: formatHostPort(this.#bound.inbound),
+      gossip: formatHostPort(this.#gossip.advertiseAddr()),
       services: c.services.map((s) => s.name),
     });
+    if (c.join.length > 0) {
+      this.#gossip.join(c.join).then(
+        (n) => this.log.info("joined the cluster", { seedsAnswered: n }),
+        (err) =>
+          this.log.error(
+            `${errorMessage(err)}; retrying in the background every ${
+              gossipConfigOf(c).rejoinIntervalMs
+            } ms`,
+          ),
+      );
+    }
     return this.#bound;
+  }
+
+  /** What this node advertises in its membership metadata. */
+  #metadata(inbound: HostPort, admin: HostPort) {
+    const host = this.#gossip!.advertiseAddr().hostname;
+    const reachable = (a: HostPort) =>
+      formatHostPort({ hostname: isUnspecified(a.hostname) ? host : a.hostname, port: a.port });
+    return {
+      inboundAddr: reachable(inbound),
+      adminAddr: reachable(admin),
+      services: this.#config.services.map((s) => ({
+        name: s.name,
+        port: s.port,
+        protocol: s.protocol,
+        labels: { ...s.labels },
+        healthy: true,
+      })),
+    };
+  }
+
+  /**
+   * Coalesces bursts of membership events into one recompile: a join of many members costs
+   * one snapshot, not one per member.
+   */
+  #scheduleRefresh(): void {
+    if (this.#refreshTimer !== undefined) return;
+    this.#refreshTimer = setTimeout(() => {
+      this.#refreshTimer = undefined;
+      this.refresh();
+    }, 20);
   }
 
   #compile(): Snapshot {
     return compileSnapshot({
       nodeName: this.#config.name,
       localServices: this.#config.services,
-      catalog: [],
+      catalog: this.#gossip?.catalog() ?? [],
       tuning: this.#config.proxy,
     }, ++this.#snapshotVersion);
   }
@@ -136,6 +243,9 @@ export class Agent {
     if (this.#reloadSource) {
       const next = this.#reloadSource(); // throws UserError: nothing changes
       this.#config = { ...this.#config, services: next.services, proxy: next.proxy };
+      if (this.#gossip && this.#bound) {
+        this.#gossip.setMetadata(this.#metadata(this.#bound.inbound, this.#bound.admin));
+      }
     }
     const snap = this.refresh();
     this.log.info("reloaded", { snapshotVersion: snap.version });
@@ -150,25 +260,13 @@ export class Agent {
         version: VERSION,
         startedAt: this.startedAt,
       }),
-      members: () => [{
-        name: this.#config.name,
-        id: this.#nodeId,
-        address: this.#config.gossipAddr,
-        state: "alive",
-        incarnation: 0,
-        services: this.#config.services.map((s) => ({
-          name: s.name,
-          port: s.port,
-          protocol: s.protocol,
-          labels: s.labels,
-        })),
-      }],
+      members: () => (this.#gossip?.members() ?? []).map(memberJson),
       services: () => servicesView(this.#proxy.current()),
       routes: () => routesView(this.#proxy.current()),
       status: () => ({
         node: { name: this.#config.name, id: this.#nodeId, version: VERSION },
         snapshotVersion: this.#proxy.current().version,
-        members: { alive: 1, total: 1 },
+        members: this.#memberCounts(),
       }),
       reload: () => Promise.resolve(this.reload()),
       metrics: () => this.metrics.render(),
@@ -183,12 +281,35 @@ export class Agent {
     return await bound;
   }
 
-  /** Stops the node: drains the proxy, closes the admin API. */
+  #memberCounts(): Record<string, number> {
+    const counts: Record<string, number> = { total: 0, alive: 0, suspect: 0, dead: 0, left: 0 };
+    for (const m of this.#gossip?.members() ?? []) {
+      counts.total++;
+      counts[m.state]++;
+    }
+    return counts;
+  }
+
+  /**
+   * Stops the node: announces `left` to the cluster (so peers stop routing here at once
+   * instead of waiting for failure detection), drains the proxy, closes the admin API.
+   */
   async stop(): Promise<void> {
+    if (this.#refreshTimer !== undefined) clearTimeout(this.#refreshTimer);
+    if (this.#gossip) {
+      await this.#gossip.leave(2000).catch((err) =>
+        this.log.warn("leave did not complete", { reason: errorMessage(err) })
+      );
+      await this.#gossip.stop();
+    }
     await this.#proxy?.stop(this.#config.proxy.drainTimeoutMs);
     await this.#admin?.shutdown();
     this.log.info("node stopped", { name: this.#config.name });
   }
+}
+
+function isUnspecified(host: string): boolean {
+  return host === "0.0.0.0" || host === "::";
 }
 
 /** The `GET /v1/services` view of a snapshot: every outbound service and its endpoints. */

@@ -93,6 +93,13 @@ export const agentSpec: CommandSpec = {
       help: "gossip encryption key (AES-256-GCM, 32 bytes)",
     },
     {
+      name: "gossip-profile",
+      kind: "string",
+      value: "PROFILE",
+      help: "membership timings: lan, wan or local (loopback)",
+      default: "lan",
+    },
+    {
       name: "log-level",
       kind: "string",
       value: "LEVEL",
@@ -153,6 +160,10 @@ export function agentConfigFromArgs(args: ParsedArgs): NodeConfig {
     Boolean,
   );
   if (joins.length > 0) raw.join = joins;
+  const profile = stringFlag(args, "gossip-profile");
+  if (profile !== undefined) {
+    raw.gossip = { ...(raw.gossip as Record<string, unknown> | undefined), profile };
+  }
   const specs = listFlag(args, "service");
   if (specs.length > 0) {
     const services: LocalService[] = [];
@@ -170,7 +181,9 @@ export function agentConfigFromArgs(args: ParsedArgs): NodeConfig {
     if (err instanceof UserError && err.details.length > 0) {
       const field = err.details[0].path.split(/[.[]/)[0];
       const flag = Object.entries(flagToField).find(([, f]) => f === field)?.[0] ??
-        (field === "join" ? "join" : field === "services" ? "service" : undefined);
+        ({ join: "join", services: "service", gossip: "gossip-profile" } as Record<string, string>)[
+          field
+        ];
       if (flag && args.flags.has(flag)) {
         throw new UserError(`--${flag}: ${err.details[0].message}`, err.details);
       }

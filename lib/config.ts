@@ -48,6 +48,22 @@ export const proxyTuningSchema = z.object({
 }).strict();
 export type ProxyTuning = z.infer<typeof proxyTuningSchema>;
 
+/**
+ * Membership timing: a named profile (memberlist's LAN, WAN or local values, documented in
+ * gossip/config.ts) plus optional per-value overrides in milliseconds.
+ */
+export const gossipSettingsSchema = z.object({
+  /** `lan` suits one data centre; `local` is for loopback tests and demos; `wan` for WANs. */
+  profile: z.enum(["lan", "wan", "local"]).default("lan"),
+  probeIntervalMs: z.number().int().min(1).optional(),
+  probeTimeoutMs: z.number().int().min(1).optional(),
+  suspicionMult: z.number().int().min(1).optional(),
+  gossipIntervalMs: z.number().int().min(1).optional(),
+  pushPullIntervalMs: z.number().int().min(1).optional(),
+  rejoinIntervalMs: z.number().int().min(1).optional(),
+}).strict();
+export type GossipSettings = z.infer<typeof gossipSettingsSchema>;
+
 export const nodeConfigSchema = z.object({
   /** Node name shown to people; defaults to the hostname. Identity is a separate stable id. */
   name: z.string().min(1).max(128).default(() => Deno.hostname()),
@@ -70,6 +86,9 @@ export const nodeConfigSchema = z.object({
   services: z.array(localServiceSchema).default([]),
   /** Base64 AES-256-GCM gossip key (32 bytes). */
   encryptKey: z.string().optional(),
+  /** Extra base64 keys accepted for decryption during a key rotation. */
+  extraEncryptKeys: z.array(z.string()).default([]),
+  gossip: gossipSettingsSchema.default({ profile: "lan" }),
   logLevel: z.enum(["debug", "info", "warn", "error"]).default("info"),
   proxy: proxyTuningSchema.default(proxyTuningSchema.parse({})),
 }).strict();
