@@ -75,11 +75,32 @@ export function gossipConfigOf(c: NodeConfig): GossipConfig {
   };
 }
 
+/** Reads a keyring file: base64 keys one per line, `#` comments, primary first. */
+function readKeyringFile(path: string): { key: string; field: string }[] {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (err) {
+    throw new UserError(`--keyring: cannot read "${path}": ${errorMessage(err)}`);
+  }
+  return text.split("\n")
+    .map((line, i) => ({
+      key: line.replace(/#.*/, "").trim(),
+      field: `--keyring ${path}:${i + 1}`,
+    }))
+    .filter((k) => k.key !== "");
+}
+
 async function keyringOf(c: NodeConfig): Promise<Keyring | undefined> {
-  if (!c.encryptKey) return undefined;
+  const entries = [
+    ...(c.encryptKey ? [{ key: c.encryptKey, field: "--encrypt-key" }] : []),
+    ...c.extraEncryptKeys.map((key, i) => ({ key, field: `extraEncryptKeys[${i}]` })),
+    ...(c.keyringFile ? readKeyringFile(c.keyringFile) : []),
+  ];
+  if (entries.length === 0) return undefined;
   const keys: Uint8Array[] = [];
-  for (const [i, k] of [c.encryptKey, ...c.extraEncryptKeys].entries()) {
-    const parsed = parseKey(k, i === 0 ? "--encrypt-key" : `extraEncryptKeys[${i - 1}]`);
+  for (const { key, field } of entries) {
+    const parsed = parseKey(key, field);
     if (typeof parsed === "string") throw new UserError(parsed);
     keys.push(parsed);
   }

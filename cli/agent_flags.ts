@@ -93,6 +93,12 @@ export const agentSpec: CommandSpec = {
       help: "gossip encryption key (AES-256-GCM, 32 bytes)",
     },
     {
+      name: "keyring",
+      kind: "string",
+      value: "FILE",
+      help: "gossip keyring file: base64 keys, one per line, primary first",
+    },
+    {
       name: "gossip-profile",
       kind: "string",
       value: "PROFILE",
@@ -146,6 +152,7 @@ const flagToField: Record<string, string> = {
   "advertise-addr": "advertiseAddr",
   "encrypt-key": "encryptKey",
   "log-level": "logLevel",
+  "keyring": "keyringFile",
 };
 
 /** Builds the node config from `--config` and flags; throws UserError naming the flag. */

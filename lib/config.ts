@@ -88,6 +88,11 @@ export const nodeConfigSchema = z.object({
   encryptKey: z.string().optional(),
   /** Extra base64 keys accepted for decryption during a key rotation. */
   extraEncryptKeys: z.array(z.string()).default([]),
+  /**
+   * A keyring file: one base64 key per line (`#` comments); the first is the primary. Lets
+   * keys rotate by editing a file rather than flags.
+   */
+  keyringFile: z.string().optional(),
   gossip: gossipSettingsSchema.default({ profile: "lan" }),
   logLevel: z.enum(["debug", "info", "warn", "error"]).default("info"),
   proxy: proxyTuningSchema.default(proxyTuningSchema.parse({})),

@@ -56,6 +56,31 @@ Deno.test("five agents: join by one seed, kill -9 detection, graceful leave, cro
       }, 15_000);
     }
 
+    // The operating commands print the same view.
+    const cli = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-all",
+        new URL("../main.ts", import.meta.url).pathname,
+        "members",
+        "--admin",
+        agents[2].admin,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assertEquals(cli.code, 0, new TextDecoder().decode(cli.stderr));
+    const table = new TextDecoder().decode(cli.stdout).trim().split("\n");
+    assertEquals(table[0].split(/\s+/), ["NAME", "ADDRESS", "STATE", "INCARNATION", "SERVICES"]);
+    assertEquals(table.slice(1).map((l) => l.split(/\s+/)[0]).sort(), [
+      "n0",
+      "n1",
+      "n2",
+      "n3",
+      "n4",
+    ]);
+    assert(table.slice(1).every((l) => l.split(/\s+/)[2] === "alive"));
+
     // Cross-node: n0's outbound reaches svc3, which only n3 runs, through n3's inbound.
     await eventually("svc3 routable from n0", async () => {
       const r = await rawRequest(
