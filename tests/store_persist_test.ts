@@ -112,3 +112,37 @@ for (
     }
   });
 }
+
+Deno.test("writes acknowledged before kill -9 survive, also across compactions", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-all", new URL("./store_kill_child.ts", import.meta.url).pathname, dir],
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    const acked: string[] = [];
+    const decoder = new TextDecoder();
+    let text = "";
+    const reader = child.stdout.getReader();
+    const deadline = Date.now() + 20_000;
+    while (acked.length < 25 && Date.now() < deadline) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value, { stream: true });
+      const lines = text.split("\n");
+      text = lines.pop()!;
+      acked.push(...lines.filter((l) => l));
+    }
+    child.kill("SIGKILL");
+    await reader.cancel().catch(() => {});
+    await child.status;
+    assert(acked.length >= 25, `child acknowledged only ${acked.length} writes`);
+    const store = await PolicyStore.open({ nodeId: "parent", dataDir: dir });
+    const missing = acked.filter((name) => !store.get("ServiceEntry", "default", name));
+    assert.deepEqual(missing, []);
+    await store.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -5,3 +5,5 @@
 export * from "./kind.ts";
 export * from "./registry.ts";
 export * from "./service_entry.ts";
+export * from "./virtual_service.ts";
+export * from "./destination_rule.ts";

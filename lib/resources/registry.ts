@@ -5,19 +5,19 @@
  * every document is collected with its path (`[doc 2] spec.hosts[0]: ...`) and nothing is
  * returned unless everything is valid, so callers never apply part of a request.
  */
-import { parseAllDocuments } from "yaml";
+import { parseAllDocuments, stringify as stringifyYaml } from "yaml";
 import { z } from "zod";
 import { type FieldIssue, formatPath, UserError } from "../errors.ts";
 import type { KindDefinition, Resource } from "./kind.ts";
 import { serviceEntryKind } from "./service_entry.ts";
-// KINDS FROM OTHER FILES: VirtualService and DestinationRule are written separately
-// (lib/resources/virtual_service.ts, destination_rule.ts); they are registered below.
-// @@KIND-IMPORTS@@
+import { virtualServiceKind } from "./virtual_service.ts";
+import { destinationRuleKind } from "./destination_rule.ts";
 
 /** Every kind Weft accepts, by canonical name. */
 export const kindDefinitions: readonly KindDefinition[] = [
   serviceEntryKind as KindDefinition,
-  // @@KIND-LIST@@
+  virtualServiceKind as KindDefinition,
+  destinationRuleKind as KindDefinition,
 ];
 
 const byLowerName = new Map<string, KindDefinition>();
@@ -92,7 +92,10 @@ function zodIssues(error: z.ZodError, prefix: readonly PropertyKey[]): FieldIssu
  */
 export function validateResource(input: unknown): Resource | FieldIssue[] {
   if (input === null || typeof input !== "object" || Array.isArray(input)) {
-    return [{ path: "(document)", message: "must be an object with apiVersion, kind, metadata, spec" }];
+    return [{
+      path: "(document)",
+      message: "must be an object with apiVersion, kind, metadata, spec",
+    }];
   }
   const env = envelopeSchema.safeParse(input);
   const raw = input as Record<string, unknown>;
@@ -246,4 +249,9 @@ export function parseResources(text: string, format?: InputFormat): Resource[] {
     throw new UserError(`${first.path}: ${first.message}${more}`, issues);
   }
   return resources;
+}
+
+/** Renders resources as multi-document YAML (what `weft get -o yaml` prints; re-appliable). */
+export function resourcesToYaml(resources: readonly Resource[]): string {
+  return resources.map((r) => stringifyYaml(r, { lineWidth: 0 })).join("---\n");
 }

@@ -83,7 +83,10 @@ function validateServiceEntry(spec: ServiceEntrySpec): { path: string; message: 
   });
   const endpoints = spec.endpoints ?? [];
   if (resolution === "STATIC" && endpoints.length === 0) {
-    issues.push({ path: "spec.endpoints", message: "resolution STATIC needs at least one endpoint" });
+    issues.push({
+      path: "spec.endpoints",
+      message: "resolution STATIC needs at least one endpoint",
+    });
   }
   if (resolution === "NONE" && endpoints.length > 0) {
     issues.push({ path: "spec.endpoints", message: "endpoints need resolution STATIC or DNS" });

@@ -1,0 +1,145 @@
+/**
+ * @module
+ * Admin API routes of the policy store (hono): apply, list, get and delete resources, and
+ * the store's state with the digests every node advertises, so `weft apply --wait` and
+ * `weft status` can show which nodes hold the latest version. Mount the returned app with
+ * `app.route("/", resourceRoutes(deps))`. Errors follow the contract:
+ * `{"error": "...", "details": [{"path", "message"}]}`; a request with any invalid resource
+ * applies nothing.
+ */
+import { Hono } from "hono";
+import { errorMessage, UserError } from "../errors.ts";
+import { findKind, type InputFormat, parseResources } from "../resources/registry.ts";
+import { formatHlc } from "../store/hlc.ts";
+import type { PolicyStore, StoredEntry } from "../store/store.ts";
+
+/** The digest one cluster member advertises in its membership metadata. */
+export interface MemberDigest {
+  node: string;
+  digest: string;
+  /** Only live members are expected to converge; dead or left ones are shown but ignored. */
+  alive: boolean;
+}
+
+/** What the resource routes need. */
+export interface ResourceRouteDeps {
+  store: PolicyStore;
+  /** This node's name, listed among the per-node digests. */
+  nodeName: string;
+  /** Digests of the other members (from SWIM metadata); omit on a single node. */
+  memberDigests?: () => readonly MemberDigest[];
+  /** Largest accepted request body; resources are small, so 4 MiB is generous. */
+  maxBodyBytes?: number;
+}
+
+/** JSON form of a stored resource. */
+export function entryJson(e: StoredEntry): Record<string, unknown> {
+  return {
+    resource: e.resource,
+    ts: formatHlc(e.ts),
+    origin: e.origin,
+    version: e.version,
+    updatedAt: new Date(e.ts.wall).toISOString(),
+  };
+}
+
+function errorBody(message: string, details: { path: string; message: string }[] = []) {
+  return { error: message, details };
+}
+
+function formatOf(contentType: string | undefined): InputFormat | undefined {
+  const ct = (contentType ?? "").toLowerCase();
+  if (ct.includes("json")) return "json";
+  if (ct.includes("yaml") || ct.includes("yml")) return "yaml";
+  return undefined; // text/plain, octet-stream, none: sniff
+}
+
+/** Builds the sub-app with `/v1/resources` and `/v1/store`. */
+export function resourceRoutes(deps: ResourceRouteDeps): Hono {
+  const app = new Hono();
+  const maxBody = deps.maxBodyBytes ?? 4 * 1024 * 1024;
+  const { store } = deps;
+
+  const kindOf = (name: string | undefined) => {
+    if (!name) return undefined;
+    const def = findKind(name);
+    if (!def) {
+      throw new UserError(`Unknown kind "${name}"`, [{ path: "kind", message: "unknown kind" }]);
+    }
+    return def.kind;
+  };
+
+  app.onError((err, c) => {
+    if (err instanceof UserError) return c.json(errorBody(err.message, err.details), 400);
+    return c.json(errorBody(errorMessage(err)), 500);
+  });
+
+  app.post("/v1/resources", async (c) => {
+    const length = Number(c.req.header("content-length") ?? "0");
+    if (length > maxBody) {
+      return c.json(errorBody(`Request body exceeds ${maxBody} bytes`), 413);
+    }
+    const bytes = new Uint8Array(await c.req.arrayBuffer());
+    if (bytes.length > maxBody) {
+      return c.json(errorBody(`Request body exceeds ${maxBody} bytes`), 413);
+    }
+    let text: string;
+    try {
+      text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    } catch {
+      throw new UserError("Request body is not UTF-8 text", [
+        { path: "(body)", message: "not UTF-8" },
+      ]);
+    }
+    const resources = parseResources(text, formatOf(c.req.header("content-type")));
+    const dryRun = ["true", "1", "all"].includes(c.req.query("dryRun") ?? "");
+    const results = await store.apply(resources, { dryRun });
+    return c.json({ dryRun, results, digest: store.digest() });
+  });
+
+  app.get("/v1/resources", (c) => {
+    const kind = kindOf(c.req.query("kind") || undefined);
+    const namespace = c.req.query("namespace") || undefined;
+    return c.json({ items: store.list({ kind, namespace }).map(entryJson) });
+  });
+
+  app.get("/v1/resources/:kind/:namespace/:name", (c) => {
+    const kind = kindOf(c.req.param("kind"))!;
+    const { namespace, name } = c.req.param();
+    const e = store.get(kind, namespace, name);
+    if (!e) return c.json(errorBody(`${kind} ${namespace}/${name} not found`), 404);
+    return c.json(entryJson(e));
+  });
+
+  app.delete("/v1/resources/:kind/:namespace/:name", async (c) => {
+    const kind = kindOf(c.req.param("kind"))!;
+    const { namespace, name } = c.req.param();
+    if (!(await store.delete(kind, namespace, name))) {
+      return c.json(errorBody(`${kind} ${namespace}/${name} not found`), 404);
+    }
+    return c.json({ kind, namespace, name, result: "deleted", digest: store.digest() });
+  });
+
+  app.get("/v1/store", (c) => {
+    const stats = store.stats();
+    const others = deps.memberDigests?.() ?? [];
+    const nodes = [
+      { node: deps.nodeName, digest: stats.digest, alive: true },
+      ...others.filter((m) => m.node !== deps.nodeName),
+    ].map((m) => ({ ...m, converged: m.digest === stats.digest }));
+    const lagging = nodes.filter((n) => n.alive && !n.converged).map((n) => n.node);
+    return c.json({
+      node: deps.nodeName,
+      count: stats.count,
+      tombstones: stats.tombstones,
+      digest: stats.digest,
+      version: stats.version,
+      lastChange: stats.lastChange,
+      nodes,
+      converged: lagging.length === 0,
+      lagging,
+    });
+  });
+
+  return app;
+}
