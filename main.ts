@@ -9,6 +9,19 @@ import { OperationalError } from "./cli/admin_client.ts";
 import { agentSpec } from "./cli/agent_flags.ts";
 import { type CommandSpec, helpText, parseArgs } from "./cli/args.ts";
 import { opsSpecs, runOps } from "./cli/ops.ts";
+import {
+  applyCommand,
+  deleteCommand,
+  getCommand,
+  type ResourceCliEnv,
+  resourceSpecs,
+} from "./cli/resources.ts";
+
+const resourceEnv: ResourceCliEnv = {
+  admin: Deno.env.get("WEFT_ADMIN") || "127.0.0.1:15000",
+  stdout: (line) => console.log(line),
+  stderr: (line) => console.error(line),
+};
 
 const versionSpec: CommandSpec = {
   name: "version",
@@ -26,6 +39,9 @@ const commands: { spec: CommandSpec; run: (argv: string[]) => Promise<number> }[
       return 0;
     },
   })),
+  { spec: resourceSpecs.apply, run: (argv) => applyCommand(argv, resourceEnv) },
+  { spec: resourceSpecs.get, run: (argv) => getCommand(argv, resourceEnv) },
+  { spec: resourceSpecs.delete, run: (argv) => deleteCommand(argv, resourceEnv) },
   { spec: versionSpec, run: runVersion },
 ];
 

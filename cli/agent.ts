@@ -19,6 +19,9 @@ import {
   VERSION,
 } from "../lib/mod.ts";
 import { createAdminApp } from "../lib/admin/app.ts";
+import { resourceRoutes } from "../lib/admin/resources.ts";
+import { PolicyStore } from "../lib/store/mod.ts";
+import { PolicyReplicator } from "../gossip/pubsub.ts";
 import { Proxy } from "../proxy/mod.ts";
 import {
   defaultLanConfig,
@@ -28,6 +31,7 @@ import {
   GossipNode,
   Keyring,
   memberJson,
+  type MemberView,
   parseKey,
 } from "../gossip/mod.ts";
 import type { ParsedArgs } from "./args.ts";
@@ -116,6 +120,9 @@ export class Agent {
   #nodeId = "";
   #proxy!: Proxy;
   #gossip?: GossipNode;
+  #store!: PolicyStore;
+  #replicator?: PolicyReplicator;
+  #metadataTimer?: ReturnType<typeof setTimeout>;
   #admin?: Deno.HttpServer;
   #refreshTimer?: ReturnType<typeof setTimeout>;
   #snapshotVersion = 0;
@@ -143,6 +150,11 @@ export class Agent {
     const c = this.#config;
     this.#nodeId = await loadNodeId(c.dataDir);
     const keyring = await keyringOf(c);
+    this.#store = await PolicyStore.open({
+      nodeId: this.#nodeId,
+      dataDir: c.dataDir,
+      log: this.log.child("store"),
+    });
     this.#proxy = new Proxy({
       snapshot: this.#compile(),
       logger: this.log.child("proxy"),
@@ -153,6 +165,13 @@ export class Agent {
       inbound: addr(c.inboundAddr),
     });
     try {
+      this.#replicator = await PolicyReplicator.start({
+        store: this.#store,
+        listenAddr: c.p2pAddr,
+        keyFile: `${c.dataDir}/p2p.key`,
+        log: this.log.child("pubsub"),
+        metrics: this.metrics,
+      });
       const admin = await this.#startAdmin(addr(c.adminAddr));
       this.#gossip = await GossipNode.create({
         config: gossipConfigOf(c),
@@ -179,12 +198,23 @@ export class Agent {
         gossip: gossipBound,
       };
       this.#gossip.setMetadata(this.#metadata(proxyAddrs.inbound, admin));
-      this.#gossip.onChange(() => this.#scheduleRefresh());
+      this.#gossip.onChange((ev) => {
+        this.#scheduleRefresh();
+        if (ev.kind === "join" || ev.kind === "update" || ev.kind === "alive") {
+          this.#connectPolicyPeer(ev.member);
+        }
+      });
+      this.#store.onChange(() => {
+        this.#scheduleRefresh();
+        this.#scheduleMetadata();
+      });
       this.#gossip.start();
     } catch (err) {
       await this.#gossip?.stop();
       await this.#admin?.shutdown();
+      await this.#replicator?.stop();
       await this.#proxy.stop(0);
+      await this.#store.close();
       throw err;
     }
     this.log.info("node started", {
@@ -218,6 +248,8 @@ export class Agent {
     return {
       inboundAddr: reachable(inbound),
       adminAddr: reachable(admin),
+      p2pAddr: this.#replicator?.advertisedAddr(host),
+      storeDigest: this.#store.digest(),
       services: this.#config.services.map((s) => ({
         name: s.name,
         port: s.port,
@@ -226,6 +258,32 @@ export class Agent {
         healthy: true,
       })),
     };
+  }
+
+  /** Dials a member's libp2p address and tells the replicator its store digest. */
+  #connectPolicyPeer(member: MemberView): void {
+    const p2p = member.metadata.p2pAddr;
+    if (!p2p || !this.#replicator || member.id === this.#nodeId) return;
+    this.#replicator.dial(p2p).catch((err) =>
+      this.log.debug("policy peer dial failed", { peer: member.name, reason: errorMessage(err) })
+    );
+    if (member.metadata.storeDigest) {
+      this.#replicator.noteMemberDigest(p2p, member.metadata.storeDigest);
+    }
+  }
+
+  /**
+   * Advertises the new store digest; coalesced because each metadata change is an
+   * incarnation bump gossiped to every member.
+   */
+  #scheduleMetadata(): void {
+    if (this.#metadataTimer !== undefined || !this.#bound) return;
+    this.#metadataTimer = setTimeout(() => {
+      this.#metadataTimer = undefined;
+      if (this.#bound) {
+        this.#gossip?.setMetadata(this.#metadata(this.#bound.inbound, this.#bound.admin));
+      }
+    }, 50);
   }
 
   /**
@@ -245,6 +303,7 @@ export class Agent {
       nodeName: this.#config.name,
       localServices: this.#config.services,
       catalog: this.#gossip?.catalog() ?? [],
+      serviceEntries: this.#store?.resources("ServiceEntry") ?? [],
       tuning: this.#config.proxy,
     }, ++this.#snapshotVersion);
   }
@@ -288,9 +347,26 @@ export class Agent {
         node: { name: this.#config.name, id: this.#nodeId, version: VERSION },
         snapshotVersion: this.#proxy.current().version,
         members: this.#memberCounts(),
+        store: this.#storeConvergence(),
       }),
       reload: () => Promise.resolve(this.reload()),
       metrics: () => this.metrics.render(),
+      mount: (app) =>
+        app.route(
+          "/",
+          resourceRoutes({
+            store: this.#store,
+            nodeName: this.#config.name,
+            memberDigests: () =>
+              (this.#gossip?.members() ?? [])
+                .filter((m) => m.id !== this.#nodeId)
+                .map((m) => ({
+                  node: m.name,
+                  digest: m.metadata.storeDigest ?? "",
+                  alive: m.state === "alive",
+                })),
+          }),
+        ),
     });
     let resolveBound: (a: HostPort) => void;
     const bound = new Promise<HostPort>((r) => (resolveBound = r));
@@ -300,6 +376,24 @@ export class Agent {
       onListen: ({ hostname, port }) => resolveBound({ hostname, port }),
     }, app.fetch);
     return await bound;
+  }
+
+  /** Which live members advertise the same store digest as this node. */
+  #storeConvergence() {
+    const stats = this.#store.stats();
+    const converged: string[] = [this.#config.name];
+    const lagging: string[] = [];
+    for (const m of this.#gossip?.members() ?? []) {
+      if (m.id === this.#nodeId || m.state !== "alive") continue;
+      (m.metadata.storeDigest === stats.digest ? converged : lagging).push(m.name);
+    }
+    return {
+      count: stats.count,
+      digest: stats.digest,
+      lastChange: stats.lastChange,
+      converged,
+      lagging,
+    };
   }
 
   #memberCounts(): Record<string, number> {
@@ -317,13 +411,16 @@ export class Agent {
    */
   async stop(): Promise<void> {
     if (this.#refreshTimer !== undefined) clearTimeout(this.#refreshTimer);
+    if (this.#metadataTimer !== undefined) clearTimeout(this.#metadataTimer);
     if (this.#gossip) {
       await this.#gossip.leave(2000).catch((err) =>
         this.log.warn("leave did not complete", { reason: errorMessage(err) })
       );
       await this.#gossip.stop();
     }
+    await this.#replicator?.stop();
     await this.#proxy?.stop(this.#config.proxy.drainTimeoutMs);
+    await this.#store?.close();
     await this.#admin?.shutdown();
     this.log.info("node stopped", { name: this.#config.name });
   }

@@ -191,15 +191,15 @@ async function run(
       const d = err.details;
       // The first line is the summary; every field problem follows on its own line, so a
       // file with several mistakes can be fixed in one pass.
-      env.stderr(`error: ${err.message}`);
+      env.stderr(`weft: ${err.message}`);
       if (d.length > 1) { for (const i of d) env.stderr(`  ${i.path}: ${i.message}`); }
       return 2;
     }
     if (err instanceof OperationalFailure) {
-      env.stderr(`error: ${err.message}`);
+      env.stderr(`weft: ${err.message}`);
       return 1;
     }
-    env.stderr(`error: ${errorMessage(err)}`);
+    env.stderr(`weft: ${errorMessage(err)}`);
     return 1;
   }
 }

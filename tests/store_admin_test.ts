@@ -196,7 +196,7 @@ Deno.test("cli: apply, get and delete print kubectl-like lines; errors exit 1 or
         const bad = sink();
         await Deno.writeTextFile(file, seYaml.replace("protocol: HTTP,", "protocol: SMTP,"));
         assert.equal(await applyCommand(["-f", file], { admin, ...bad }), 2);
-        assert.match(bad.err[0], /^error: \[doc 1\] spec\.ports\[0\]\.protocol/);
+        assert.match(bad.err[0], /^weft: \[doc 1\] spec\.ports\[0\]\.protocol/);
         const badFlag = sink();
         assert.equal(await getCommand(["se", "--bogus"], { admin, ...badFlag }), 2);
         assert.equal(badFlag.err.length, 1);
