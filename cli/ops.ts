@@ -137,6 +137,42 @@ export async function runOps(command: string, args: ParsedArgs): Promise<string>
       return `snapshot version ${r.version}\n` +
         table(["host", "route", "match", "destinations"], rows);
     }
+    case "status": {
+      const st = data as {
+        node: { name: string; id: string; version: string };
+        snapshotVersion: number;
+        members: Record<string, number>;
+        store?: {
+          count: number;
+          digest: string;
+          lastChange?: string;
+          converged: string[];
+          lagging: string[];
+        };
+      };
+      const m = st.members;
+      const lines = [
+        ["node", `${st.node.name} (id ${st.node.id}, weft ${st.node.version})`],
+        [
+          "members",
+          `${m.total} total: ${m.alive} alive, ${m.suspect} suspect, ${m.dead} dead, ${m.left} left`,
+        ],
+        ["snapshot", `version ${st.snapshotVersion}`],
+      ];
+      if (st.store) {
+        lines.push(
+          [
+            "store",
+            `${st.store.count} resources, digest ${st.store.digest.slice(0, 16)}, last change ${
+              st.store.lastChange ?? "never"
+            }`,
+          ],
+          ["converged", st.store.converged.join(", ") || "-"],
+          ["lagging", st.store.lagging.join(", ") || "-"],
+        );
+      }
+      return lines.map(([k, v]) => `${k.padEnd(10)} ${v}`).join("\n");
+    }
     default:
       return JSON.stringify(data, null, 2);
   }
