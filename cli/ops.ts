@@ -145,7 +145,7 @@ export async function runOps(command: string, args: ParsedArgs): Promise<string>
         store?: {
           count: number;
           digest: string;
-          lastChange?: string;
+          lastChange?: { key: string; at: string } | null;
           converged: string[];
           lagging: string[];
         };
