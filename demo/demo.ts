@@ -180,6 +180,44 @@ async function main() {
       );
     }
   }
+  // Policy: a ServiceEntry applied on node-2 becomes routable through node-1.
+  const legacy = serveDemoService("legacy-billing", "billing-vm-1", "v1", 0);
+  servers.push(legacy);
+  const entry = {
+    apiVersion: "networking.istio.io/v1",
+    kind: "ServiceEntry",
+    metadata: { name: "billing" },
+    spec: {
+      hosts: ["billing.legacy"],
+      ports: [{ number: 80, name: "http", protocol: "HTTP" }],
+      resolution: "STATIC",
+      endpoints: [{ address: "127.0.0.1", ports: { http: legacy.addr.port } }],
+    },
+  };
+  const appliedAt = performance.now();
+  const applied = await fetch(`http://127.0.0.1:${nodes[1].admin}/v1/resources`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(entry),
+  });
+  console.log(
+    `\nApplied ServiceEntry billing (host billing.legacy) on node-2: ${applied.status} ${await applied
+      .text()}`,
+  );
+  const r = await waitFor("billing.legacy through node-1", async () => {
+    const res = await rawRequest("127.0.0.1", nodes[0].outbound, "GET", "/invoices", {
+      host: "billing.legacy",
+    });
+    return res.status === 200 ? res : undefined;
+  }, 10_000).catch(() => undefined);
+  console.log(
+    r
+      ? `  GET billing.legacy/invoices via node-1  ->  ${r.status}  ${
+        JSON.parse(r.body).instance
+      }  (replicated and routable after ${Math.round(performance.now() - appliedAt)} ms)`
+      : "  billing.legacy did not become routable through node-1 within 10 s",
+  );
+
   const members = await (await fetch(`http://127.0.0.1:${nodes[0].admin}/v1/members`)).json() as {
     members: { name: string; state: string }[];
   };
@@ -191,8 +229,11 @@ async function main() {
 The mesh keeps running. Try:
   curl -x http://127.0.0.1:15001 http://reviews/hello
   curl -H 'Host: ratings' http://127.0.0.1:15001/
+  curl -H 'Host: billing.legacy' http://127.0.0.1:15201/      (node-3's outbound)
   deno task weft members --admin 127.0.0.1:15000
   deno task weft services
+  deno task weft get serviceentries --admin 127.0.0.1:15200
+  deno task weft status
   open http://127.0.0.1:15000/ for the dashboard, http://127.0.0.1:15000/metrics for metrics
 Press Ctrl-C to stop.`);
   if (Deno.env.get("WEFT_DEMO_EXIT") === "1") await shutdown(0);
