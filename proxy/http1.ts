@@ -1,8 +1,8 @@
 /**
  * @module
- * HTTP/1.1 wire codec used by the proxy on both sides: a buffered connection reader, request
- * and response head parsers, message framing (RFC 9112 section 6), a streaming chunked-body
- * scanner and the byte pumps that move bodies between sockets with a fixed buffer.
+ * HTTP/1.1 wire codec used by the proxy on both sides: a buffered connection reader, message
+ * framing (RFC 9112 section 6), a streaming chunked-body scanner and the byte pumps that move
+ * bodies between sockets with a fixed buffer. Heads are parsed and rewritten in head.ts.
  *
  * Why hand-rolled: Deno's `fetch` and `node:http` clients cost about 10x the server side (see
  * PERF.md). A proxy only needs the head parsed; bodies are passed through as bytes (chunked
@@ -29,7 +29,6 @@ export class PipeError extends Error {
   }
 }
 
-const decoder = new TextDecoder();
 export const encoder = new TextEncoder();
 
 /**
@@ -50,7 +49,19 @@ export class ConnReader {
   }
 
   /** Reads once more from the socket. Returns false at end of stream. */
-  async fill(): Promise<boolean> {
+  fill(): Promise<boolean> {
+    this.#makeRoom();
+    const end = this.end;
+    // Reading into the whole buffer (the common case) spares a view allocation.
+    return this.conn.read(end === 0 ? this.buf : this.buf.subarray(end)).then((n) => {
+      if (n === null) return false;
+      this.end += n;
+      return true;
+    });
+  }
+
+  /** Compacts or rejects so that at least one byte can be read after `end`. */
+  #makeRoom(): void {
     if (this.start === this.end) {
       this.start = 0;
       this.end = 0;
@@ -63,30 +74,27 @@ export class ConnReader {
         throw new ProtocolError("message head too large");
       }
     }
-    const n = await this.conn.read(this.buf.subarray(this.end));
-    if (n === null) return false;
-    this.end += n;
-    return true;
   }
 
   /**
-   * Reads until a whole head (through the empty line) is buffered and returns its text, with
-   * `start` moved past it. Returns null on a clean end of stream before any byte of a head.
+   * Reads until a whole head (through the empty line) is buffered at `start` and returns the
+   * index just past it; `start` is left at the head for the parser. Returns -1 on a clean end
+   * of stream before any byte of a head.
    */
-  async readHead(): Promise<string | null> {
+  async readHeadEnd(): Promise<number> {
     for (let reads = 0;; reads++) {
       // Heads are small and usually arrive in one read, so rescanning from the start is cheap.
       const end = findHeadEnd(this.buf, this.start, this.end);
-      if (end >= 0) {
-        const text = decoder.decode(this.buf.subarray(this.start, end));
-        this.start = end;
-        return text;
-      }
+      if (end >= 0) return end;
       if (this.buffered >= maxHeadBytes) throw new ProtocolError("message head too large");
-      if (!(await this.fill())) {
-        if (this.buffered === 0) return null;
+      // fill() inlined: this is the hot path of every request and response.
+      this.#makeRoom();
+      const n = await this.conn.read(this.end === 0 ? this.buf : this.buf.subarray(this.end));
+      if (n === null) {
+        if (this.buffered === 0) return -1;
         throw new PipeError("src", "eof");
       }
+      this.end += n;
       if (reads > 100_000) throw new ProtocolError("message head arrives too slowly");
     }
   }
@@ -115,144 +123,10 @@ export const enum Framing {
   UntilClose = 3,
 }
 
-/** A parsed head. Header names are lower-cased; values are trimmed; order is kept. */
-export interface Head {
-  /** Request: method; response: "". */
-  method: string;
-  /** Request: request-target as sent; response: "". */
-  target: string;
-  /** Response status; 0 for requests. */
-  status: number;
-  reason: string;
-  /** 0 for HTTP/1.0, 1 for HTTP/1.1. */
-  minor: number;
-  names: string[];
-  values: string[];
-  framing: Framing;
-  contentLength: number;
-  /** Connection header said `close` (or HTTP/1.0 without `keep-alive`). */
-  close: boolean;
-  /** Lower-cased extra hop-by-hop names listed in `Connection`, if any. */
-  connectionTokens: string[] | null;
-}
-
-/** Returns an empty head; heads are reused per connection to spare allocations. */
-export function newHead(): Head {
-  return {
-    method: "",
-    target: "",
-    status: 0,
-    reason: "",
-    minor: 1,
-    names: [],
-    values: [],
-    framing: Framing.None,
-    contentLength: 0,
-    close: false,
-    connectionTokens: null,
-  };
-}
-
-function parseVersion(v: string): number {
-  if (v === "HTTP/1.1") return 1;
-  if (v === "HTTP/1.0") return 0;
-  throw new ProtocolError(`unsupported protocol version "${v.slice(0, 16)}"`);
-}
-
-function parseHeaderLines(text: string, pos: number, head: Head): void {
-  const names = head.names;
-  const values = head.values;
-  names.length = 0;
-  values.length = 0;
-  let te: string | null = null;
-  let cl: string | null = null;
-  let connection: string | null = null;
-  const n = text.length;
-  while (pos < n) {
-    let lf = text.indexOf("\n", pos);
-    if (lf < 0) lf = n;
-    const lineEnd = lf > pos && text.charCodeAt(lf - 1) === 13 ? lf - 1 : lf;
-    if (lineEnd === pos) break;
-    const first = text.charCodeAt(pos);
-    if (first === 32 || first === 9) throw new ProtocolError("obsolete header line folding");
-    const colon = text.indexOf(":", pos);
-    if (colon < 0 || colon >= lineEnd || colon === pos) {
-      throw new ProtocolError("malformed header line");
-    }
-    const last = text.charCodeAt(colon - 1);
-    if (last === 32 || last === 9) throw new ProtocolError("whitespace before header colon");
-    const name = text.slice(pos, colon).toLowerCase();
-    const value = text.slice(colon + 1, lineEnd).trim();
-    names.push(name);
-    values.push(value);
-    if (name.length === 14 && name === "content-length") {
-      if (cl !== null && cl !== value) throw new ProtocolError("conflicting content-length");
-      cl = value;
-    } else if (name === "transfer-encoding") te = te === null ? value : `${te}, ${value}`;
-    else if (name === "connection") {
-      connection = connection === null ? value : `${connection}, ${value}`;
-    }
-    pos = lf + 1;
-  }
-  head.connectionTokens = null;
-  head.close = head.minor === 0;
-  if (connection !== null) {
-    for (const raw of connection.split(",")) {
-      const token = raw.trim().toLowerCase();
-      if (token === "close") head.close = true;
-      else if (token === "keep-alive") {
-        if (head.minor === 0) head.close = false;
-      } else if (token !== "") (head.connectionTokens ??= []).push(token);
-    }
-  }
-  head.contentLength = 0;
-  if (te !== null) {
-    const codings = te.toLowerCase();
-    if (!/(^|,)\s*chunked\s*$/.test(codings)) {
-      if (head.status === 0) throw new ProtocolError("transfer-encoding without final chunked");
-      head.framing = Framing.UntilClose;
-    } else head.framing = Framing.Chunked;
-  } else if (cl !== null) {
-    if (!/^\d{1,15}$/.test(cl)) throw new ProtocolError("invalid content-length");
-    head.contentLength = Number(cl);
-    head.framing = Framing.Length;
-  } else head.framing = head.status === 0 ? Framing.None : Framing.UntilClose;
-}
-
-/** Parses a request head (request line + header lines) into `head`. */
-export function parseRequestHead(text: string, head: Head): void {
-  let lf = text.indexOf("\n");
-  if (lf < 0) lf = text.length;
-  const lineEnd = lf > 0 && text.charCodeAt(lf - 1) === 13 ? lf - 1 : lf;
-  const sp1 = text.indexOf(" ");
-  const sp2 = text.lastIndexOf(" ", lineEnd);
-  if (sp1 <= 0 || sp2 <= sp1 + 1 || sp2 > lineEnd) throw new ProtocolError("malformed request line");
-  head.method = text.slice(0, sp1);
-  head.target = text.slice(sp1 + 1, sp2);
-  head.minor = parseVersion(text.slice(sp2 + 1, lineEnd));
-  head.status = 0;
-  head.reason = "";
-  parseHeaderLines(text, lf + 1, head);
-}
-
-/** Parses a response head (status line + header lines) into `head`. */
-export function parseResponseHead(text: string, head: Head): void {
-  let lf = text.indexOf("\n");
-  if (lf < 0) lf = text.length;
-  const lineEnd = lf > 0 && text.charCodeAt(lf - 1) === 13 ? lf - 1 : lf;
-  const sp1 = text.indexOf(" ");
-  if (sp1 <= 0 || sp1 + 4 > lineEnd) throw new ProtocolError("malformed status line");
-  head.minor = parseVersion(text.slice(0, sp1));
-  const status = Number(text.slice(sp1 + 1, sp1 + 4));
-  if (!(status >= 100 && status <= 999)) throw new ProtocolError("malformed status code");
-  head.status = status;
-  head.reason = text.slice(sp1 + 5, lineEnd);
-  head.method = "";
-  head.target = "";
-  parseHeaderLines(text, lf + 1, head);
-}
-
-/** Hop-by-hop headers (RFC 9110 7.6.1 plus the usual proxy ones) that a proxy never forwards. */
+/**
+ * Hop-by-hop headers (RFC 9110 7.6.1 plus the usual proxy ones) that a proxy never forwards,
+ * as names; head.ts classifies the same list on bytes.
+ */
 export const hopByHopHeaders: ReadonlySet<string> = new Set([
   "connection",
   "keep-alive",

@@ -91,7 +91,7 @@ export class TcpListener {
   /** Resolves when every handler finished, or after `ms`; true when all finished. */
   async waitIdle(ms: number): Promise<boolean> {
     if (this.#tasks.size === 0) return true;
-    let timer: number | undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<false>((r) => (timer = setTimeout(() => r(false), ms)));
     const done = Promise.all(this.#tasks).then(() => true);
     const result = await Promise.race([done, timeout]);

@@ -97,7 +97,11 @@ export class EndpointPool {
       if (timer !== undefined) this.clock.clearTimeout(timer);
       if (timedOut) attempt.then((c) => c.close(), () => {});
       if (err instanceof ConnectError) throw err;
-      throw new ConnectError(`connect to ${this.key} failed: ${(err as Error).message}`, false, err);
+      throw new ConnectError(
+        `connect to ${this.key} failed: ${(err as Error).message}`,
+        false,
+        err,
+      );
     }
   }
 

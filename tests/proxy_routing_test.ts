@@ -350,3 +350,22 @@ Deno.test("an HTTP/1.0 client gets a delimited body and a closed connection", as
     await up.close();
   }
 });
+
+Deno.test("a head with bare LF line ends is forwarded with CRLF", async () => {
+  const up = await startUpstream((req) =>
+    new Response(`${req.headers.get("x-a")}|${req.headers.get("x-b")}`)
+  );
+  const p = await startProxy(
+    buildSnapshot({ outbound: { svc: { endpoints: [endpoint(up.addr)] } } }),
+  );
+  const c = await TestClient.connect(p.outbound);
+  try {
+    await c.send("GET / HTTP/1.1\nHost: svc\nX-A: 1\nConnection: keep-alive\nX-B: 2\n\n");
+    const r = await c.readResponse();
+    assertEquals([r.status, r.body], [200, "1|2"]);
+  } finally {
+    c.close();
+    await p.proxy.stop();
+    await up.close();
+  }
+});

@@ -1,0 +1,405 @@
+/**
+ * @module
+ * HTTP/1.1 proxy benchmark: direct to an nginx upstream vs nginx as a keep-alive reverse proxy
+ * vs Weft's outbound listener, with `wrk -t1 -c32 -d5s --latency`, alternating targets over
+ * several rounds and reporting medians and ratios (PERF.md explains why: the cores are shared
+ * and noisy). Every process it starts is stopped by PID before it exits.
+ *
+ * Run: `deno run -A bench/http_proxy.ts [--rounds N] [--duration S] [--connections C]
+ * [--alternatives]`; `--alternatives` adds the design not chosen (Deno.serve downstream with
+ * the same pooled upstream client) as a fourth target.
+ * Internal: `--serve-weft PORT` / `--serve-alternative PORT` run the proxy processes.
+ */
+import { CounterChild, realClock, Registry, silentLogger } from "../lib/mod.ts";
+import { headerName, headerValue, newHead, parseHead } from "../proxy/head.ts";
+import { encoder, hopByHopHeaders, pumpLength, writeAll } from "../proxy/http1.ts";
+import { Proxy } from "../proxy/mod.ts";
+import { PoolManager } from "../proxy/pool.ts";
+import { buildSnapshot, endpoint } from "../proxy/test_util.ts";
+
+const args = Deno.args;
+function flag(name: string, fallback: number): number {
+  const i = args.indexOf(name);
+  if (i < 0) return fallback;
+  const v = Number(args[i + 1]);
+  if (!Number.isFinite(v) || v <= 0) {
+    console.error(`${name}: expected a positive number, got "${args[i + 1]}"`);
+    Deno.exit(2);
+  }
+  return v;
+}
+
+/** Child mode: run Weft with one outbound service "upstream" pointing at the nginx upstream. */
+async function serveWeft(upstreamPort: number): Promise<void> {
+  const snapshot = buildSnapshot({
+    outbound: {
+      upstream: { endpoints: [endpoint({ hostname: "127.0.0.1", port: upstreamPort })] },
+    },
+  });
+  const proxy = new Proxy({ snapshot, logger: silentLogger, metrics: new Registry() });
+  const bound = await proxy.start({
+    outbound: { hostname: "127.0.0.1", port: 0 },
+    inbound: { hostname: "127.0.0.1", port: 0 },
+  });
+  console.log(JSON.stringify({ port: bound.outbound.port }));
+  const stop = async () => {
+    await proxy.stop(100);
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGTERM", stop);
+  Deno.addSignalListener("SIGINT", stop);
+}
+
+/**
+ * Child mode for `--alternatives`: the design not chosen, Deno.serve downstream + the same
+ * pooled upstream codec, to measure what Request/Response/Headers objects cost. GET only.
+ */
+function serveAlternative(upstreamPort: number): void {
+  const pools = new PoolManager(realClock, () => new CounterChild());
+  const pool = pools.pool(`127.0.0.1:${upstreamPort}`, "127.0.0.1", upstreamPort);
+  const head = newHead();
+  Deno.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    onListen: (a) => console.log(JSON.stringify({ port: a.port })),
+  }, async (req, info) => {
+    const url = new URL(req.url);
+    let h = `${req.method} ${url.pathname}${url.search} HTTP/1.1\r\n`;
+    for (const [k, v] of req.headers) if (!hopByHopHeaders.has(k)) h += `${k}: ${v}\r\n`;
+    h += `x-forwarded-for: ${(info.remoteAddr as Deno.NetAddr).hostname}\r\n`;
+    h += `x-request-id: ${crypto.randomUUID()}\r\n\r\n`;
+    const up = pool.takeIdle() ?? await pool.connect(5000);
+    await writeAll(up.conn, encoder.encode(h));
+    const end = await up.reader.readHeadEnd();
+    parseHead(up.reader.buf, up.reader.start, end, head, false);
+    const headers = new Headers();
+    for (let i = 0; i < head.count; i++) {
+      const name = headerName(head, i);
+      if (!hopByHopHeaders.has(name)) headers.append(name, headerValue(head, i));
+    }
+    up.reader.start = end;
+    const chunks: Uint8Array<ArrayBuffer>[] = [];
+    const sink = {
+      write: (p: Uint8Array) => (chunks.push(p.slice()), Promise.resolve(p.length)),
+    } as unknown as Deno.Conn;
+    await pumpLength(up.reader, sink, head.contentLength);
+    pool.release(up, true, 128);
+    return new Response(chunks.length === 1 ? chunks[0] : null, { status: head.status, headers });
+  });
+}
+
+async function which(cmd: string): Promise<boolean> {
+  const r = await new Deno.Command("sh", { args: ["-c", `command -v ${cmd}`], stdout: "null" })
+    .output();
+  return r.success;
+}
+
+async function ensureTools(): Promise<{ wrk: string; nginx: string }> {
+  const wrk = (await which("wrk")) ? "wrk" : "";
+  const nginx = (await which("nginx"))
+    ? "nginx"
+    : (await which("/usr/sbin/nginx"))
+    ? "/usr/sbin/nginx"
+    : "";
+  if (!wrk || !nginx) {
+    console.error("installing wrk and nginx with apt-get");
+    for (const a of [["update"], ["install", "-y", "wrk", "nginx-light"]]) {
+      const r = await new Deno.Command("apt-get", { args: a, stdout: "null" }).output();
+      if (!r.success) throw new Error(`apt-get ${a.join(" ")} failed`);
+    }
+  }
+  return { wrk: "wrk", nginx: (await which("nginx")) ? "nginx" : "/usr/sbin/nginx" };
+}
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = l.addr.port;
+  l.close();
+  return port;
+}
+
+async function waitForPort(port: number, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  throw new Error(`port ${port} did not open within ${ms} ms`);
+}
+
+function nginxConfig(
+  prefix: string,
+  body: string,
+  body100: boolean,
+  listen: number,
+  upstream?: number,
+) {
+  const server = upstream
+    ? `upstream up { server 127.0.0.1:${upstream}; keepalive 64; }
+       server { listen 127.0.0.1:${listen}; access_log off;
+         location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; } }`
+    : `server { listen 127.0.0.1:${listen}; access_log off;
+         location / { ${body100 ? `return 200 '${body}';` : ""} } }`;
+  return `worker_processes 1; daemon off; pid ${prefix}/nginx.pid; error_log ${prefix}/error.log warn;
+events { worker_connections 1024; }
+http { default_type text/plain; keepalive_requests 1000000; client_body_temp_path ${prefix}/tmp;
+  proxy_temp_path ${prefix}/tmp; fastcgi_temp_path ${prefix}/tmp; uwsgi_temp_path ${prefix}/tmp;
+  scgi_temp_path ${prefix}/tmp;
+  ${server} }`;
+}
+
+interface WrkResult {
+  rps: number;
+  p50: number;
+  p99: number;
+  /** CPU milliseconds the target's processes spent per 1000 requests. */
+  cpuPer1k: number;
+}
+
+function parseLatency(v: string): number {
+  const m = /^([\d.]+)(us|ms|s)$/.exec(v);
+  if (!m) return NaN;
+  const n = Number(m[1]);
+  return m[2] === "us" ? n / 1000 : m[2] === "s" ? n * 1000 : n;
+}
+
+async function runWrk(
+  url: string,
+  host: string | null,
+  seconds: number,
+  connections: number,
+): Promise<WrkResult> {
+  const a = ["-t1", `-c${connections}`, `-d${seconds}s`, "--latency"];
+  if (host) a.push("-H", `Host: ${host}`);
+  a.push(url);
+  const out = await new Deno.Command("wrk", { args: a, stdout: "piped", stderr: "piped" }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(text)?.[1] ?? NaN);
+  const p50 = parseLatency(/\s50%\s+(\S+)/.exec(text)?.[1] ?? "");
+  const p99 = parseLatency(/\s99%\s+(\S+)/.exec(text)?.[1] ?? "");
+  const errors = /Non-2xx or 3xx responses: (\d+)/.exec(text)?.[1];
+  if (errors) console.error(`  warning: ${errors} non-2xx responses from ${url}`);
+  return { rps, p50, p99, cpuPer1k: NaN };
+}
+
+/** PIDs of `root` and its direct children (nginx master + worker). */
+function processTree(root: number): number[] {
+  const pids = [root];
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${e.name}/stat`);
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid === root) pids.push(Number(e.name));
+    } catch {
+      // Exited while scanning.
+    }
+  }
+  return pids;
+}
+
+/** User + system CPU milliseconds used so far by `pids` (clock ticks are 10 ms on Linux). */
+function cpuMs(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      // Exited.
+    }
+  }
+  return ticks * 10;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+async function main(): Promise<void> {
+  const rounds = flag("--rounds", 3);
+  const seconds = flag("--duration", 5);
+  const connections = flag("--connections", 32);
+  const alternatives = args.includes("--alternatives");
+  const tools = await ensureTools();
+  const prefix = await Deno.makeTempDir({ prefix: "weft-bench-" });
+  await Deno.mkdir(`${prefix}/tmp`);
+  const children: Deno.ChildProcess[] = [];
+  const stopAll = async () => {
+    for (const c of children) {
+      try {
+        c.kill("SIGTERM");
+      } catch {
+        // Already exited.
+      }
+    }
+    for (const c of children) await c.status;
+    await Deno.remove(prefix, { recursive: true }).catch(() => {});
+  };
+  try {
+    const upstreamPort = freePort();
+    const nginxProxyPort = freePort();
+    const body = "x".repeat(100);
+    await Deno.writeTextFile(
+      `${prefix}/up.conf`,
+      nginxConfig(`${prefix}`, body, true, upstreamPort),
+    );
+    await Deno.mkdir(`${prefix}/p`);
+    await Deno.mkdir(`${prefix}/p/tmp`);
+    await Deno.writeTextFile(
+      `${prefix}/proxy.conf`,
+      nginxConfig(`${prefix}/p`, body, false, nginxProxyPort, upstreamPort),
+    );
+    for (const conf of ["up.conf", "proxy.conf"]) {
+      children.push(
+        new Deno.Command(tools.nginx, {
+          args: ["-p", prefix, "-c", `${prefix}/${conf}`],
+          stdout: "null",
+          stderr: "inherit",
+        }).spawn(),
+      );
+    }
+    const pidOf = new Map<string, number>();
+    const spawnChild = async (mode: string): Promise<number> => {
+      const child = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", new URL(import.meta.url).pathname, mode, String(upstreamPort)],
+        stdout: "piped",
+        stderr: "inherit",
+      }).spawn();
+      children.push(child);
+      pidOf.set(mode, child.pid);
+      const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      const first = await reader.read();
+      reader.releaseLock();
+      const port = JSON.parse(first.value ?? "{}").port as number;
+      if (!port) throw new Error(`${mode} process did not report its port`);
+      child.stdout.cancel().catch(() => {});
+      await waitForPort(port);
+      return port;
+    };
+    const weftPort = await spawnChild("--serve-weft");
+    const altPort = alternatives ? await spawnChild("--serve-alternative") : 0;
+    await waitForPort(upstreamPort);
+    await waitForPort(nginxProxyPort);
+
+    // CPU is charged to the process that does the target's work (for proxies, the proxy only).
+    const targets = [
+      {
+        name: "direct",
+        url: `http://127.0.0.1:${upstreamPort}/`,
+        host: null as string | null,
+        pids: processTree(children[0].pid),
+      },
+      {
+        name: "nginx",
+        url: `http://127.0.0.1:${nginxProxyPort}/`,
+        host: null,
+        pids: processTree(children[1].pid),
+      },
+      {
+        name: "weft",
+        url: `http://127.0.0.1:${weftPort}/`,
+        host: "upstream",
+        pids: [pidOf.get("--serve-weft")!],
+      },
+    ];
+    if (alternatives) {
+      targets.push({
+        name: "deno.serve+pool",
+        url: `http://127.0.0.1:${altPort}/`,
+        host: null,
+        pids: [pidOf.get("--serve-alternative")!],
+      });
+    }
+    // Warm up every path (JIT, pools) before measuring.
+    for (const t of targets) await runWrk(t.url, t.host, 1, connections);
+    const results = new Map<string, WrkResult[]>(targets.map((t) => [t.name, []]));
+    for (let r = 0; r < rounds; r++) {
+      for (const t of targets) {
+        const cpuBefore = cpuMs(t.pids);
+        const res = await runWrk(t.url, t.host, seconds, connections);
+        res.cpuPer1k = (cpuMs(t.pids) - cpuBefore) / (res.rps * seconds / 1000);
+        results.get(t.name)!.push(res);
+        console.error(
+          `round ${r + 1} ${t.name}: ${res.rps.toFixed(0)} req/s p50 ${res.p50.toFixed(2)} ms p99 ${
+            res.p99.toFixed(2)
+          } ms, ${res.cpuPer1k.toFixed(1)} CPU-ms/1k req`,
+        );
+      }
+    }
+    const med = (name: string) => {
+      const rs = results.get(name)!;
+      return {
+        rps: median(rs.map((x) => x.rps)),
+        p50: median(rs.map((x) => x.p50)),
+        p99: median(rs.map((x) => x.p99)),
+        cpu: median(rs.map((x) => x.cpuPer1k)),
+      };
+    };
+    console.log(
+      `\nwrk -t1 -c${connections} -d${seconds}s, 100-byte body, ${rounds} rounds (medians)\n`,
+    );
+    console.log("| target | req/s | p50 ms | p99 ms | CPU ms per 1k req |");
+    console.log("|---|---|---|---|---|");
+    for (const t of targets) {
+      const m = med(t.name);
+      console.log(
+        `| ${t.name} | ${m.rps.toFixed(0)} | ${m.p50.toFixed(2)} | ${m.p99.toFixed(2)} | ${
+          m.cpu.toFixed(1)
+        } |`,
+      );
+    }
+    const d = med("direct"), n = med("nginx"), w = med("weft");
+    console.log(
+      `\nweft/nginx req/s ${(w.rps / n.rps).toFixed(2)}  weft/direct req/s ${
+        (w.rps / d.rps).toFixed(2)
+      }  weft p99 - direct p99 ${(w.p99 - d.p99).toFixed(2)} ms  nginx p99 - direct p99 ${
+        (n.p99 - d.p99).toFixed(2)
+      } ms`,
+    );
+
+    // Added latency without saturation: one connection, one request at a time, so the
+    // figures show the proxy's own cost rather than CPU contention on the shared cores.
+    const quiet = new Map<string, WrkResult[]>(targets.map((t) => [t.name, []]));
+    for (let r = 0; r < rounds; r++) {
+      for (const t of targets) quiet.get(t.name)!.push(await runWrk(t.url, t.host, 3, 1));
+    }
+    console.log(`\nwrk -t1 -c1 -d3s (one request at a time), ${rounds} rounds (medians)\n`);
+    console.log("| target | req/s | p50 ms | p99 ms |");
+    console.log("|---|---|---|---|");
+    const qmed = (name: string) => {
+      const rs = quiet.get(name)!;
+      return {
+        rps: median(rs.map((x) => x.rps)),
+        p50: median(rs.map((x) => x.p50)),
+        p99: median(rs.map((x) => x.p99)),
+      };
+    };
+    for (const t of targets) {
+      const m = qmed(t.name);
+      console.log(
+        `| ${t.name} | ${m.rps.toFixed(0)} | ${m.p50.toFixed(3)} | ${m.p99.toFixed(3)} |`,
+      );
+    }
+    const qd = qmed("direct"), qn = qmed("nginx"), qw = qmed("weft");
+    console.log(
+      `\nadded over direct at one connection: weft p50 +${(qw.p50 - qd.p50).toFixed(3)} ms, p99 +${
+        (qw.p99 - qd.p99).toFixed(3)
+      } ms; nginx p50 +${(qn.p50 - qd.p50).toFixed(3)} ms, p99 +${(qn.p99 - qd.p99).toFixed(3)} ms`,
+    );
+  } finally {
+    await stopAll();
+  }
+}
+
+const serveIndex = args.indexOf("--serve-weft");
+const altIndex = args.indexOf("--serve-alternative");
+if (serveIndex >= 0) await serveWeft(Number(args[serveIndex + 1]));
+else if (altIndex >= 0) serveAlternative(Number(args[altIndex + 1]));
+else await main();

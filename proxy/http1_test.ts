@@ -1,0 +1,115 @@
+/**
+ * @module
+ * Unit tests of the HTTP/1.1 codec and the router's pure functions.
+ */
+import { headerName, newHead, parseHead, reasonPhrase } from "./head.ts";
+import { ChunkedScanner, findHeadEnd, Framing, ProtocolError } from "./http1.ts";
+import { hostKey, pickDestination } from "./router.ts";
+
+function assertEquals<T>(actual: T, expected: T, what = ""): void {
+  const a = JSON.stringify(actual), e = JSON.stringify(expected);
+  if (a !== e) throw new Error(`${what ? what + ": " : ""}expected ${e}, got ${a}`);
+}
+
+function assertThrowsProtocol(fn: () => void, what: string): void {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ProtocolError) return;
+    throw err;
+  }
+  throw new Error(`${what}: no ProtocolError`);
+}
+
+const bytes = (s: string) => new TextEncoder().encode(s);
+
+function parseRequestHead(text: string, h: ReturnType<typeof newHead>): void {
+  const b = bytes(text);
+  parseHead(b, 0, b.length, h, true);
+}
+
+function parseResponseHead(text: string, h: ReturnType<typeof newHead>): void {
+  const b = bytes(text);
+  parseHead(b, 0, b.length, h, false);
+}
+
+function names(h: ReturnType<typeof newHead>): string[] {
+  return Array.from({ length: h.count }, (_, i) => headerName(h, i));
+}
+
+Deno.test("findHeadEnd finds CRLFCRLF and bare LFLF, or -1 when incomplete", () => {
+  assertEquals(findHeadEnd(bytes("GET / HTTP/1.1\r\nA: b\r\n\r\nBODY"), 0, 26), 24);
+  assertEquals(findHeadEnd(bytes("GET / HTTP/1.1\n\nX"), 0, 17), 16);
+  assertEquals(findHeadEnd(bytes("GET / HTTP/1.1\r\nA: b\r\n"), 0, 22), -1);
+});
+
+Deno.test("parseRequestHead reads line, headers and framing", () => {
+  const h = newHead();
+  parseRequestHead(
+    "POST http://svc/p HTTP/1.1\r\nHost: svc\r\nContent-Length: 5\r\nConnection: close, X-A\r\n\r\n",
+    h,
+  );
+  assertEquals([h.method, h.target, h.minor], ["POST", "http://svc/p", 1]);
+  assertEquals(names(h), ["host", "content-length", "connection"]);
+  assertEquals(h.host, "svc");
+  assertEquals([h.framing, h.contentLength, h.close], [Framing.Length, 5, true]);
+  assertEquals(h.connectionTokens, ["x-a"]);
+  parseRequestHead("GET / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", h);
+  assertEquals(h.framing, Framing.Chunked);
+  parseRequestHead("GET / HTTP/1.0\r\n\r\n", h);
+  assertEquals([h.framing, h.close], [Framing.None, true]);
+});
+
+Deno.test("parseRequestHead rejects smuggling-prone heads", () => {
+  const h = newHead();
+  const bad = [
+    "GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+    "GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+    "GET / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+    "GET / HTTP/1.1\r\nHost : x\r\n\r\n",
+    "GET / HTTP/1.1\r\nA: b\r\n c\r\n\r\n",
+    "GET / HTTP/2.0\r\n\r\n",
+    "GET\r\n\r\n",
+  ];
+  for (const text of bad) assertThrowsProtocol(() => parseRequestHead(text, h), text);
+});
+
+Deno.test("parseResponseHead: status, reason and read-to-close without length", () => {
+  const h = newHead();
+  parseResponseHead("HTTP/1.1 404 Not Found\r\nX: y\r\n\r\n", h);
+  assertEquals([h.status, reasonPhrase(h), h.framing], [404, "Not Found", Framing.UntilClose]);
+  parseResponseHead("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n", h);
+  assertEquals([h.minor, h.close, h.framing], [0, false, Framing.Length]);
+});
+
+Deno.test("ChunkedScanner finds the end across arbitrary splits", () => {
+  const body = "4;a=b\r\nWiki\r\n5\r\npedia\r\n0\r\nTrailer: x\r\n\r\n";
+  const msg = bytes(body + "NEXT");
+  for (let split = 1; split < body.length; split++) {
+    const s = new ChunkedScanner();
+    const first = s.scan(msg, 0, split);
+    if (s.done) throw new Error(`done too early at split ${split}`);
+    assertEquals(first, split);
+    assertEquals(s.scan(msg, split, msg.length), body.length, `end at split ${split}`);
+    assertEquals(s.done, true);
+  }
+});
+
+Deno.test("ChunkedScanner rejects malformed framing", () => {
+  for (const body of ["x\r\n", "4\r\nWikiXX", "\r\n"]) {
+    assertThrowsProtocol(() => new ChunkedScanner().scan(bytes(body), 0, body.length), body);
+  }
+});
+
+Deno.test("hostKey lower-cases and strips the port", () => {
+  assertEquals(hostKey("Reviews:9080"), "reviews");
+  assertEquals(hostKey("reviews"), "reviews");
+  assertEquals(hostKey("[::1]:80"), "::1");
+});
+
+Deno.test("pickDestination honours weights", () => {
+  const d = [{ cluster: "a", weight: 90 }, { cluster: "b", weight: 10 }];
+  assertEquals(pickDestination(d, 0.0)?.cluster, "a");
+  assertEquals(pickDestination(d, 0.89)?.cluster, "a");
+  assertEquals(pickDestination(d, 0.91)?.cluster, "b");
+});

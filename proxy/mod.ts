@@ -1,0 +1,181 @@
+/**
+ * @module
+ * Weft's data plane. A {@linkcode Proxy} owns an outbound listener (local applications send
+ * requests for mesh services here, as proxy requests or with the service as `Host`) and an
+ * inbound listener (other nodes deliver requests for this node's services here, naming the
+ * service in `x-weft-destination`). It routes each request on the snapshot current when the
+ * request arrived; {@linkcode Proxy.update} swaps snapshots atomically while connection pools
+ * and balancer state carry over, keyed by endpoint key and cluster name.
+ */
+import {
+  type Clock,
+  type HostPort,
+  type Logger,
+  realClock,
+  type Registry,
+  type Snapshot,
+} from "../lib/mod.ts";
+import { ClusterManager } from "./cluster.ts";
+import { DeadlineTicker } from "./deadlines.ts";
+import { type Http1Context, serveHttp1 } from "./http1_server.ts";
+import { TcpListener } from "./listener.ts";
+import { PoolManager } from "./pool.ts";
+import { type AccessLogSink, type ListenerKind, ProxyMetrics } from "./stats.ts";
+
+export { balancerFactories, type BalancerFactory } from "./cluster.ts";
+export { type ResponseFlag, responseFlags } from "./local_reply.ts";
+export { hostKey, matchRoute, pickDestination, routeOutbound } from "./router.ts";
+export type { AccessLogEntry, AccessLogSink, ListenerKind } from "./stats.ts";
+
+/** Construction options of a {@linkcode Proxy}. */
+export interface ProxyOptions {
+  snapshot: Snapshot;
+  logger: Logger;
+  metrics: Registry;
+  clock?: Clock;
+  /**
+   * Receives one entry per finished request (method, path, host, status, flag, cluster,
+   * upstream endpoint, duration, request id). When absent, entries are logged at debug level.
+   */
+  accessLog?: AccessLogSink;
+}
+
+/** Where to listen; port 0 picks a free port. */
+export interface ProxyAddresses {
+  outbound: HostPort;
+  inbound: HostPort;
+}
+
+/** The HTTP/1.1 data plane of one node. */
+export class Proxy {
+  #snapshot: Snapshot;
+  readonly #logger: Logger;
+  readonly #clock: Clock;
+  readonly #metrics: ProxyMetrics;
+  readonly #clusters: ClusterManager;
+  readonly #pools: PoolManager;
+  readonly #deadlines: DeadlineTicker;
+  readonly #accessLog: AccessLogSink | undefined;
+  readonly #contexts: Http1Context[] = [];
+  #listeners: TcpListener[] = [];
+  #state: "new" | "running" | "stopping" | "stopped" = "new";
+  #stopping: Promise<void> | undefined;
+
+  constructor(options: ProxyOptions) {
+    this.#snapshot = options.snapshot;
+    this.#logger = options.logger;
+    this.#clock = options.clock ?? realClock;
+    this.#metrics = new ProxyMetrics(options.metrics);
+    this.#clusters = new ClusterManager(this.#logger);
+    this.#deadlines = new DeadlineTicker(this.#clock);
+    const opened = this.#metrics.upstreamOpened;
+    this.#pools = new PoolManager(this.#clock, (endpoint) => opened.with({ endpoint }));
+    const logger = this.#logger;
+    this.#accessLog = options.accessLog ??
+      (logger.enabled("debug") ? (e) => logger.debug("access", { ...e }) : undefined);
+    this.#clusters.sync(this.#snapshot);
+  }
+
+  /**
+   * Binds both listeners and starts serving. Resolves with the bound addresses (the real
+   * ports when 0 was given). Throws if an address cannot be bound.
+   */
+  start(addrs: ProxyAddresses): Promise<ProxyAddresses> {
+    if (this.#state !== "new") return Promise.reject(new Error("proxy already started"));
+    const outbound = this.#listen("outbound", addrs.outbound);
+    let inbound: TcpListener;
+    try {
+      inbound = this.#listen("inbound", addrs.inbound);
+    } catch (err) {
+      outbound.stopAccepting();
+      throw err;
+    }
+    this.#listeners = [outbound, inbound];
+    this.#state = "running";
+    this.#pools.startSweeper(this.#snapshot.tuning.upstreamIdleTimeoutMs);
+    this.#logger.info("proxy listening", {
+      outbound: `${outbound.addr.hostname}:${outbound.addr.port}`,
+      inbound: `${inbound.addr.hostname}:${inbound.addr.port}`,
+      snapshot: this.#snapshot.version,
+    });
+    return Promise.resolve({ outbound: outbound.addr, inbound: inbound.addr });
+  }
+
+  #listen(kind: ListenerKind, addr: HostPort): TcpListener {
+    const ctx: Http1Context = {
+      kind,
+      snapshot: () => this.#snapshot,
+      clusters: this.#clusters,
+      pools: this.#pools,
+      metrics: this.#metrics,
+      clock: this.#clock,
+      deadlines: this.#deadlines,
+      logger: this.#logger,
+      accessLog: this.#accessLog,
+      draining: false,
+    };
+    this.#contexts.push(ctx);
+    const accepted = this.#metrics.downstreamOpened.with({ listener: kind });
+    try {
+      return new TcpListener(addr, (tracked) => {
+        accepted.inc();
+        return serveHttp1(tracked, ctx);
+      });
+    } catch (err) {
+      throw new Error(
+        `cannot listen on ${addr.hostname}:${addr.port} (${kind}): ${(err as Error).message}`,
+      );
+    }
+  }
+
+  /**
+   * Installs a new snapshot. Requests already routed finish on the snapshot they started
+   * with; balancers (by cluster name) and connection pools (by endpoint key) carry over, and
+   * pools of endpoints no cluster uses any more are closed.
+   */
+  update(snapshot: Snapshot): void {
+    const previous = this.#snapshot;
+    this.#snapshot = snapshot;
+    const liveKeys = this.#clusters.sync(snapshot);
+    this.#pools.retain(liveKeys);
+    if (
+      this.#state === "running" &&
+      previous.tuning.upstreamIdleTimeoutMs !== snapshot.tuning.upstreamIdleTimeoutMs
+    ) {
+      this.#pools.startSweeper(snapshot.tuning.upstreamIdleTimeoutMs);
+    }
+  }
+
+  /** The snapshot new requests are routed with. */
+  current(): Snapshot {
+    return this.#snapshot;
+  }
+
+  /**
+   * Stops accepting, lets requests in flight finish for up to `drainMs` (default: the
+   * snapshot's `drainTimeoutMs`), then closes every connection and pool.
+   */
+  stop(drainMs: number = this.#snapshot.tuning.drainTimeoutMs): Promise<void> {
+    // Every caller waits for the same drain.
+    this.#stopping ??= this.#stop(drainMs);
+    return this.#stopping;
+  }
+
+  async #stop(drainMs: number): Promise<void> {
+    const wasRunning = this.#state === "running";
+    this.#state = "stopping";
+    if (wasRunning) {
+      for (const ctx of this.#contexts) ctx.draining = true;
+      await Promise.all(this.#listeners.map((l) => l.stopAccepting()));
+      for (const l of this.#listeners) l.closeIdle();
+      const deadline = this.#clock.now() + drainMs;
+      for (const l of this.#listeners) {
+        await l.waitIdle(Math.max(0, deadline - this.#clock.now()));
+      }
+      await Promise.all(this.#listeners.map((l) => l.closeAll()));
+    }
+    this.#deadlines.close();
+    this.#pools.close();
+    this.#state = "stopped";
+  }
+}
