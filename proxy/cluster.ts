@@ -7,6 +7,7 @@
 import type { ClusterConfig, LoadBalancerConfig, Logger, Snapshot } from "../lib/mod.ts";
 import type { Balancer } from "./balancer/balancer.ts";
 import { RoundRobinBalancer } from "./balancer/round_robin.ts";
+import { createBalancer } from "./balancer/factory.ts";
 
 /** Builds a balancer for one cluster's load-balancer policy. */
 export type BalancerFactory = (config: LoadBalancerConfig) => Balancer;
@@ -15,9 +16,11 @@ export type BalancerFactory = (config: LoadBalancerConfig) => Balancer;
  * Balancer factories by policy kind. Algorithms plug in by adding an entry; a kind without one
  * falls back to round robin (and is logged once), so a newer policy never breaks routing.
  */
-export const balancerFactories: Map<string, BalancerFactory> = new Map([
-  ["round_robin", () => new RoundRobinBalancer()],
-]);
+export const balancerFactories: Map<string, BalancerFactory> = new Map(
+  (["round_robin", "random", "least_request", "ring_hash", "maglev", "peak_ewma"] as const).map(
+    (kind) => [kind, (config: LoadBalancerConfig) => createBalancer(config)],
+  ),
+);
 
 /** State of one cluster that survives snapshot swaps. */
 export class ClusterState {
