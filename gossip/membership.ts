@@ -256,8 +256,14 @@ export class Membership {
     this.#deadNode(d);
     if (this.#liveCount() <= 1) return;
     const deadline = this.#clock.now() + timeoutMs;
-    // Push the announcement out right away rather than waiting for the next gossip tick.
+    // Push the announcement out right away rather than waiting for the next gossip tick, and
+    // tell up to 64 live members directly: a leave is rare, and a lost or dead-routed gossip
+    // packet would otherwise turn a clean leave into a failure detection (memberlist relies
+    // on gossip alone here).
     this.#gossipOnce();
+    const announcement = encodeMessage({ type: MessageType.Dead, body: d });
+    const live = this.#pickRandom(64, (m) => m.state === "alive" && m !== this.#self);
+    for (const m of live) this.#send(m.addr, [announcement], false);
     while (this.#clock.now() < deadline && this.#queue.transmitsOf(this.#self.name) !== undefined) {
       await this.#sleep(Math.min(this.#cfg.gossipIntervalMs, deadline - this.#clock.now()));
     }

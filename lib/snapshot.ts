@@ -6,7 +6,13 @@
  */
 import type { LocalService, Protocol, ProxyTuning } from "./config.ts";
 import { compileServiceEntries } from "./compile_service_entries.ts";
+import { compileTraffic } from "./compile_routes.ts";
 import type { Resource } from "./resources/kind.ts";
+import type {
+  HttpMatchRequest,
+  RetryOnCondition,
+  StringMatch,
+} from "./resources/virtual_service.ts";
 
 /** One service instance discovered through gossip (or local). */
 export interface CatalogEndpoint {
@@ -32,6 +38,10 @@ export interface SnapshotInput {
   tuning: ProxyTuning;
   /** Live resources from the policy store; ServiceEntries add outbound hosts. */
   serviceEntries?: readonly Resource[];
+  /** VirtualServices from the store: routes for their hosts (see `lib/compile_routes.ts`). */
+  virtualServices?: readonly Resource[];
+  /** DestinationRules from the store: subsets and load balancing of their hosts. */
+  destinationRules?: readonly Resource[];
 }
 
 /** One upstream address of a cluster. */
@@ -90,6 +100,14 @@ export interface ClusterConfig {
   readonly endpoints: readonly EndpointConfig[];
   readonly loadBalancer: LoadBalancerConfig;
   readonly connectTimeoutMs: number;
+  /** DestinationRule subset this cluster selects (`outbound|HOST|SUBSET`). */
+  readonly subset?: string;
+  /**
+   * Why a route destination has no endpoints by construction (unknown host, subset or port),
+   * as opposed to a known service that merely has none right now. The proxy answers 503 UH
+   * either way; `weft routes` shows the reason.
+   */
+  readonly unresolved?: string;
 }
 
 /** Request match of a route; the traffic-management work adds headers, methods, etc. */
@@ -101,14 +119,104 @@ export interface RouteMatch {
 export interface WeightedCluster {
   readonly cluster: string;
   readonly weight: number;
+  /** Header edits applied only when this destination is picked (VirtualService `route[].headers`). */
+  readonly headers?: HeaderPolicy;
+}
+
+/** One header and its value; names are lower-case. */
+export interface HeaderValue {
+  readonly name: string;
+  readonly value: string;
+}
+
+/** Istio `HeaderOperations`, normalised: lower-case names, applied in the order set, add, remove. */
+export interface HeaderEdits {
+  readonly set: readonly HeaderValue[];
+  readonly add: readonly HeaderValue[];
+  readonly remove: readonly string[];
+}
+
+/** Header edits of a route or destination, for requests (to upstream) and responses. */
+export interface HeaderPolicy {
+  readonly request?: HeaderEdits;
+  readonly response?: HeaderEdits;
+}
+
+/** VirtualService `rewrite`: `uri` replaces the matched prefix (see `rewritePath`). */
+export interface RouteRewrite {
+  readonly uri?: string;
+  readonly authority?: string;
+}
+
+/** VirtualService `redirect`: the proxy answers it locally, nothing goes upstream. */
+export interface RouteRedirect {
+  readonly uri?: string;
+  readonly authority?: string;
+  readonly port?: number;
+  readonly scheme?: "http" | "https";
+  /** Istio's default 301 when unset. */
+  readonly redirectCode: number;
+}
+
+/** VirtualService `retries`, parsed. Only present when `attempts` > 0. */
+export interface RouteRetryPolicy {
+  /** Retries after the first try (Istio `attempts`). */
+  readonly attempts: number;
+  /** 0: no per-try limit (the route timeout bounds all tries). */
+  readonly perTryTimeoutMs: number;
+  /** Envoy `retry_on` conditions, deduplicated, in a fixed order. */
+  readonly retryOn: readonly RetryOnCondition[];
+  /** Status codes that are retried (`retryOn: "503,429"`), sorted. */
+  readonly retriableStatusCodes: readonly number[];
+}
+
+/** VirtualService `fault`, parsed. Percentages are 0..100 (fractions allowed). */
+export interface RouteFault {
+  readonly delay?: { readonly fixedDelayMs: number; readonly percentage: number };
+  readonly abort?: { readonly httpStatus: number; readonly percentage: number };
+}
+
+/** VirtualService `mirror` + `mirrorPercentage` (Istio's default 100 when unset). */
+export interface RouteMirror {
+  readonly cluster: string;
+  readonly percentage: number;
+}
+
+/** VirtualService `corsPolicy`, normalised into response header values. */
+export interface RouteCorsPolicy {
+  /** Matched against the request's `Origin` (exact, prefix or full-match regex). */
+  readonly allowOrigins: readonly StringMatch[];
+  /** Values for the `Access-Control-*` headers ("" when not configured). */
+  readonly allowMethods: string;
+  readonly allowHeaders: string;
+  readonly exposeHeaders: string;
+  /** Whole seconds for `Access-Control-Max-Age`; undefined when not configured. */
+  readonly maxAgeSeconds?: number;
+  readonly allowCredentials: boolean;
 }
 
 export interface RouteConfig {
   readonly name: string;
+  /** Always `/` for VirtualService routes: they match with `matches` instead. */
   readonly match: RouteMatch;
+  /** Redirect routes have none. */
   readonly destinations: readonly WeightedCluster[];
   /** 0 disables the timeout. */
   readonly timeoutMs: number;
+  /** `namespace/name` of the VirtualService the route comes from. */
+  readonly virtualService?: string;
+  /**
+   * The VirtualService `match[]` as validated (ORed alternatives of ANDed conditions), for
+   * `compileRouteTableWithIndex`; undefined matches every request.
+   */
+  readonly matches?: readonly HttpMatchRequest[];
+  readonly rewrite?: RouteRewrite;
+  readonly redirect?: RouteRedirect;
+  readonly retries?: RouteRetryPolicy;
+  readonly fault?: RouteFault;
+  readonly mirror?: RouteMirror;
+  readonly headers?: HeaderPolicy;
+  readonly corsPolicy?: RouteCorsPolicy;
 }
 
 /** Routes for one set of domains (a service name, possibly with `:port`). */
@@ -128,6 +236,8 @@ export interface Snapshot {
   /** Every cluster by name. */
   readonly clusters: ReadonlyMap<string, ClusterConfig>;
   readonly tuning: ProxyTuning;
+  /** Problems found while compiling policy (e.g. two VirtualServices for one host). */
+  readonly warnings?: readonly string[];
 }
 
 /** An empty snapshot: every request gets 404 NR. */
@@ -231,6 +341,24 @@ export function compileSnapshot(input: SnapshotInput, version: number): Snapshot
       outbound.set(host, vh);
       for (const c of compiled.clusters) if (c.service === host) clusters.set(c.name, c);
     }
+  }
+
+  if (input.virtualServices?.length || input.destinationRules?.length) {
+    const traffic = compileTraffic({
+      virtualServices: input.virtualServices ?? [],
+      destinationRules: input.destinationRules ?? [],
+      clusters,
+      outbound,
+      tuning: input.tuning,
+    });
+    return freezeDeep({
+      version,
+      outbound: traffic.outbound,
+      inbound,
+      clusters: traffic.clusters,
+      tuning: input.tuning,
+      ...(traffic.warnings.length > 0 ? { warnings: traffic.warnings } : {}),
+    });
   }
 
   return freezeDeep({ version, outbound, inbound, clusters, tuning: input.tuning });

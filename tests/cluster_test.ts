@@ -150,7 +150,7 @@ Deno.test("five agents: join by one seed, kill -9 detection, graceful leave, cro
         eventually(
           `${a.name} sees n3 left`,
           async () => (await stateOf(a, "n3")) === "left",
-          5000,
+          10_000,
           50,
         )
       ),
