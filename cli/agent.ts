@@ -19,6 +19,7 @@ import {
   VERSION,
 } from "../lib/mod.ts";
 import { createAdminApp } from "../lib/admin/app.ts";
+import { describeRouteDestinations, describeRouteMatch } from "../lib/compile_routes.ts";
 import { resourceRoutes } from "../lib/admin/resources.ts";
 import { PolicyStore } from "../lib/store/mod.ts";
 import { PolicyReplicator } from "../gossip/pubsub.ts";
@@ -304,6 +305,8 @@ export class Agent {
       localServices: this.#config.services,
       catalog: this.#gossip?.catalog() ?? [],
       serviceEntries: this.#store?.resources("ServiceEntry") ?? [],
+      virtualServices: this.#store?.resources("VirtualService") ?? [],
+      destinationRules: this.#store?.resources("DestinationRule") ?? [],
       tuning: this.#config.proxy,
     }, ++this.#snapshotVersion);
   }
@@ -453,12 +456,14 @@ export function servicesView(snap: Snapshot): unknown[] {
 export function routesView(snap: Snapshot): unknown {
   return {
     version: snap.version,
+    warnings: snap.warnings ?? [],
     outbound: [...snap.outbound.entries()].map(([host, vh]) => ({
       host,
       routes: vh.routes.map((r) => ({
         name: r.name,
-        match: `prefix ${r.match.pathPrefix}`,
-        destinations: r.destinations.map((d) => `${d.cluster} ${d.weight}%`).join(", "),
+        virtualService: r.virtualService,
+        match: describeRouteMatch(r),
+        destinations: describeRouteDestinations(r, snap.clusters),
         timeoutMs: r.timeoutMs,
       })),
     })),

@@ -7,6 +7,7 @@
  * `{"error": "...", "details": [{"path", "message"}]}`; a request with any invalid resource
  * applies nothing.
  */
+import { virtualServiceConflicts } from "../compile_routes.ts";
 import { Hono } from "hono";
 import { errorMessage, UserError } from "../errors.ts";
 import { findKind, type InputFormat, parseResources } from "../resources/registry.ts";
@@ -92,6 +93,12 @@ export function resourceRoutes(deps: ResourceRouteDeps): Hono {
       ]);
     }
     const resources = parseResources(text, formatOf(c.req.header("content-type")));
+    // Two VirtualServices routing one host would silently shadow each other's routes (a
+    // common Istio surprise): reject the apply and name both.
+    const conflicts = virtualServiceConflicts(store.resources("VirtualService"), resources);
+    if (conflicts.length > 0) {
+      throw new UserError(`${conflicts[0].path}: ${conflicts[0].message}`, conflicts);
+    }
     const dryRun = ["true", "1", "all"].includes(c.req.query("dryRun") ?? "");
     const results = await store.apply(resources, { dryRun });
     return c.json({ dryRun, results, digest: store.digest() });
