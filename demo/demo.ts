@@ -218,6 +218,8 @@ async function main() {
       : "  billing.legacy did not become routable through node-1 within 10 s",
   );
 
+  await trafficDemo();
+
   const members = await (await fetch(`http://127.0.0.1:${nodes[0].admin}/v1/members`)).json() as {
     members: { name: string; state: string }[];
   };
@@ -243,6 +245,123 @@ Press Ctrl-C to stop.`);
   await promise;
   console.log("\nstopping the demo mesh");
   await shutdown(0);
+}
+
+/** Applies resources (JSON) on one node through its admin API; returns the response text. */
+async function applyOn(node: DemoNode, resources: unknown[]): Promise<string> {
+  const res = await fetch(`http://127.0.0.1:${node.admin}/v1/resources`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(resources),
+  });
+  const body = await res.json() as { results?: { name: string; result: string }[]; error?: string };
+  return res.ok
+    ? body.results!.map((r) => `${r.name} ${r.result}`).join(", ")
+    : `HTTP ${res.status}: ${body.error}`;
+}
+
+/** A weighted canary with subsets, and the seed's route-by-header example. */
+async function trafficDemo(): Promise<void> {
+  console.log(
+    "\nWeighted canary: DestinationRule subsets v1/v2 and a 90/10 VirtualService, applied on node-3",
+  );
+  console.log(
+    "  " +
+      await applyOn(nodes[2], [
+        {
+          apiVersion: "networking.istio.io/v1",
+          kind: "DestinationRule",
+          metadata: { name: "reviews" },
+          spec: {
+            host: "reviews",
+            subsets: [{ name: "v1", labels: { version: "v1" } }, {
+              name: "v2",
+              labels: { version: "v2" },
+            }],
+          },
+        },
+        {
+          apiVersion: "networking.istio.io/v1",
+          kind: "VirtualService",
+          metadata: { name: "reviews-canary" },
+          spec: {
+            hosts: ["reviews"],
+            http: [{
+              route: [
+                { destination: { host: "reviews", subset: "v1" }, weight: 90 },
+                { destination: { host: "reviews", subset: "v2" }, weight: 10 },
+              ],
+            }],
+          },
+        },
+      ]),
+  );
+  await waitFor("the canary to reach node-1", async () => {
+    const r = await (await fetch(`http://127.0.0.1:${nodes[0].admin}/v1/routes`)).json() as {
+      outbound: { host: string; routes: { virtualService?: string }[] }[];
+    };
+    return r.outbound.some((h) => h.host === "reviews" && h.routes[0]?.virtualService)
+      ? true
+      : undefined;
+  }, 10_000).catch(() => {});
+  const counts = new Map<string, number>();
+  for (let i = 0; i < 200; i++) {
+    const r = await rawRequest("127.0.0.1", nodes[0].outbound, "GET", "/reviews", {
+      host: "reviews",
+    });
+    const who = r.status === 200 ? JSON.parse(r.body).version : `HTTP ${r.status}`;
+    counts.set(who, (counts.get(who) ?? 0) + 1);
+  }
+  console.log(
+    `  200 requests to reviews via node-1: ${[...counts].map(([k, v]) => `${k}: ${v}`).join(", ")}`,
+  );
+
+  console.log("\nRoute by header (the seed example): ServiceEntries order/stock/payment and a");
+  console.log('VirtualService "route-by-header" with hosts ["*"], applied on node-2');
+  const names = ["orderservice", "stockservice", "paymentservice"];
+  const entries = names.map((name) => {
+    const server = serveDemoService(name, `${name}-1`, "v1", 0);
+    servers.push(server);
+    return {
+      apiVersion: "networking.istio.io/v1",
+      kind: "ServiceEntry",
+      metadata: { name },
+      spec: {
+        hosts: [name],
+        ports: [{ number: 80, name: "http", protocol: "HTTP" }],
+        resolution: "STATIC",
+        endpoints: [{ address: "127.0.0.1", ports: { http: server.addr.port } }],
+      },
+    };
+  });
+  const routeByHeader = {
+    apiVersion: "networking.istio.io/v1",
+    kind: "VirtualService",
+    metadata: { name: "route-by-header" },
+    spec: {
+      hosts: ["*"],
+      http: names.map((name) => ({
+        name,
+        match: [{ headers: { service: { exact: name } } }],
+        route: [{ destination: { host: name } }],
+      })),
+    },
+  };
+  console.log("  " + await applyOn(nodes[1], [...entries, routeByHeader]));
+  for (const name of names) {
+    const r = await waitFor(`route-by-header for ${name}`, async () => {
+      const res = await rawRequest("127.0.0.1", nodes[0].outbound, "GET", "/api", {
+        host: "api.local",
+        service: name,
+      });
+      return res.status === 200 ? res : undefined;
+    }, 10_000).catch(() => undefined);
+    console.log(
+      `  GET api.local/api with "service: ${name}" via node-1  ->  ${
+        r ? `${r.status}  ${JSON.parse(r.body).instance}` : "not routed within 10 s"
+      }`,
+    );
+  }
 }
 
 try {
