@@ -96,20 +96,20 @@ function readKeyringFile(path: string): { key: string; field: string }[] {
     .filter((k) => k.key !== "");
 }
 
-async function keyringOf(c: NodeConfig): Promise<Keyring | undefined> {
+/** The gossip keys a config names, primary first; empty when encryption is off. */
+function keysOf(c: NodeConfig): Uint8Array[] {
   const entries = [
     ...(c.encryptKey ? [{ key: c.encryptKey, field: "--encrypt-key" }] : []),
     ...c.extraEncryptKeys.map((key, i) => ({ key, field: `extraEncryptKeys[${i}]` })),
     ...(c.keyringFile ? readKeyringFile(c.keyringFile) : []),
   ];
-  if (entries.length === 0) return undefined;
   const keys: Uint8Array[] = [];
   for (const { key, field } of entries) {
     const parsed = parseKey(key, field);
     if (typeof parsed === "string") throw new UserError(parsed);
     keys.push(parsed);
   }
-  return await Keyring.create(keys);
+  return keys;
 }
 
 /** A running node. */
@@ -121,6 +121,7 @@ export class Agent {
   #nodeId = "";
   #proxy!: Proxy;
   #gossip?: GossipNode;
+  #keyring?: Keyring;
   #store!: PolicyStore;
   #replicator?: PolicyReplicator;
   #metadataTimer?: ReturnType<typeof setTimeout>;
@@ -150,7 +151,9 @@ export class Agent {
   async start(): Promise<BoundAddresses> {
     const c = this.#config;
     this.#nodeId = await loadNodeId(c.dataDir);
-    const keyring = await keyringOf(c);
+    const keys = keysOf(c);
+    const keyring = keys.length > 0 ? await Keyring.create(keys) : undefined;
+    this.#keyring = keyring;
     this.#store = await PolicyStore.open({
       nodeId: this.#nodeId,
       dataDir: c.dataDir,
@@ -319,13 +322,28 @@ export class Agent {
   }
 
   /**
-   * Re-reads the config (file and flags) and applies what can change live (services, proxy
-   * tuning). An invalid config is rejected and the running one stays.
+   * Re-reads the config (file and flags) and applies what can change live: services, proxy
+   * tuning and gossip keys (rotation). An invalid config is rejected and the running one
+   * stays.
    */
-  reload(): { snapshotVersion: number } {
+  async reload(): Promise<{ snapshotVersion: number }> {
     if (this.#reloadSource) {
       const next = this.#reloadSource(); // throws UserError: nothing changes
-      this.#config = { ...this.#config, services: next.services, proxy: next.proxy };
+      const keys = keysOf(next);
+      if ((keys.length > 0) !== (this.#keyring !== undefined)) {
+        throw new UserError(
+          "gossip encryption cannot be switched on or off by a reload; restart the node",
+        );
+      }
+      if (this.#keyring) await this.#keyring.replaceAll(keys);
+      this.#config = {
+        ...this.#config,
+        services: next.services,
+        proxy: next.proxy,
+        encryptKey: next.encryptKey,
+        extraEncryptKeys: next.extraEncryptKeys,
+        keyringFile: next.keyringFile,
+      };
       if (this.#gossip && this.#bound) {
         this.#gossip.setMetadata(this.#metadata(this.#bound.inbound, this.#bound.admin));
       }
@@ -352,7 +370,7 @@ export class Agent {
         members: this.#memberCounts(),
         store: this.#storeConvergence(),
       }),
-      reload: () => Promise.resolve(this.reload()),
+      reload: () => this.reload(),
       metrics: () => this.metrics.render(),
       mount: (app) =>
         app.route(
@@ -491,11 +509,9 @@ export async function runAgentUntilSignal(config: NodeConfig, args: ParsedArgs):
   const sigint = onStop("SIGINT");
   const sigterm = onStop("SIGTERM");
   const sighup = () => {
-    try {
-      agent.reload();
-    } catch (err) {
-      agent.log.error("reload rejected; keeping the running config", { reason: errorMessage(err) });
-    }
+    agent.reload().catch((err) =>
+      agent.log.error("reload rejected; keeping the running config", { reason: errorMessage(err) })
+    );
   };
   Deno.addSignalListener("SIGINT", sigint);
   Deno.addSignalListener("SIGTERM", sigterm);

@@ -51,6 +51,16 @@ export class Keyring {
     this.#keys.push({ raw: raw.slice(), key });
   }
 
+  /**
+   * Replaces every key at once (the first becomes primary), as a config reload does: the new
+   * keys are imported first, so a bad key leaves the ring as it was.
+   */
+  async replaceAll(keys: readonly Uint8Array[]): Promise<void> {
+    if (keys.length === 0) throw new Error("keyring: at least one key is required");
+    const next = await Keyring.create(keys);
+    this.#keys = next.#keys;
+  }
+
   /** Makes an installed key the primary. */
   usePrimary(raw: Uint8Array): void {
     const i = this.#keys.findIndex((k) => sameBytes(k.raw, raw));

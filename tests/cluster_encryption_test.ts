@@ -80,6 +80,54 @@ Deno.test("gossip encryption isolates a node with the wrong key; a keyring file 
   }
 });
 
+Deno.test("gossip keys rotate by reloading keyring files, without a restart", async () => {
+  const root = await Deno.makeTempDir({ prefix: "weft-rotate-" });
+  const oldKey = newKey();
+  const newer = newKey();
+  const agents: AgentProcess[] = [];
+  const ring = (i: number) => `${root}/ring-${i}`;
+  const writeRings = async (...keys: string[]) => {
+    for (const i of [1, 2]) await Deno.writeTextFile(ring(i), keys.join("\n") + "\n");
+  };
+  const reloadAll = async () => {
+    for (const a of agents) {
+      const r = await fetch(`http://${a.admin}/v1/reload`, { method: "POST" });
+      assertEquals(r.status, 200, await r.text());
+    }
+  };
+  try {
+    await writeRings(oldKey);
+    const args = (i: number) => ["--gossip-profile", "local", "--keyring", ring(i)];
+    const r1 = await startAgent({ name: "r1", dataDir: `${root}/r1`, args: args(1) });
+    agents.push(r1);
+    agents.push(
+      await startAgent({ name: "r2", dataDir: `${root}/r2`, join: [r1.gossip!], args: args(2) }),
+    );
+    await eventually("r1 and r2 form a cluster", async () => (await alive(r1)).join() === "r1,r2");
+    for (const step of [[oldKey, newer], [newer, oldKey], [newer]]) {
+      await writeRings(...step);
+      await reloadAll();
+    }
+    // Only the new key is left: a node that knows nothing else joins, and r1/r2 stay alive.
+    const fresh = await startAgent({
+      name: "r3",
+      dataDir: `${root}/r3`,
+      join: [r1.gossip!],
+      args: ["--gossip-profile", "local", "--encrypt-key", newer],
+    });
+    agents.push(fresh);
+    await eventually(
+      "r3 joins with the new key",
+      async () => (await alive(fresh)).join() === "r1,r2,r3",
+      15_000,
+    );
+    assertEquals(await alive(r1), ["r1", "r2", "r3"]);
+  } finally {
+    await Promise.all(agents.map((a) => a.kill()));
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
 Deno.test("a malformed gossip key is a one-line user error", async () => {
   const out = await new Deno.Command(Deno.execPath(), {
     args: [
