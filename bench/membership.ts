@@ -16,7 +16,7 @@
  * a minimal `GET /v1/members`), to measure the membership layer as processes before or apart
  * from `main.ts agent`.
  */
-import { defaultLanConfig, type GossipConfig, GossipNode } from "../gossip/mod.ts";
+import { defaultLanConfig, type GossipConfig, GossipNode, memberJson } from "../gossip/mod.ts";
 import { formatHostPort } from "../lib/address.ts";
 import { silentLogger } from "../lib/log.ts";
 import { Registry } from "../lib/metrics.ts";
@@ -400,14 +400,7 @@ async function runChild([name, gossip, admin, join]: string[]): Promise<void> {
     { hostname: "127.0.0.1", port: Number(admin), onListen: () => {} },
     () =>
       Response.json({
-        members: node.members().map((m) => ({
-          name: m.name,
-          id: m.id,
-          address: m.address,
-          state: m.state,
-          incarnation: m.incarnation,
-          services: m.metadata.services,
-        })),
+        members: node.members().map(memberJson),
       }),
   );
   if (join !== "0") await node.join([`127.0.0.1:${join}`]);
