@@ -141,7 +141,21 @@ function classify(buf: Uint8Array, p: number, len: number): Kind {
   }
 }
 
+/** Longest run decoded in JS; TextDecoder is a runtime call, dearer than a short loop. */
+const shortTextBytes = 64;
+
 function text(buf: Uint8Array, from: number, to: number): string {
+  if (to - from <= shortTextBytes) {
+    // Heads are ASCII in practice (host, target, ids): build the string without the subarray
+    // view and the runtime call; anything non-ASCII goes through the decoder (UTF-8 rules).
+    let s = "";
+    for (let i = from; i < to; i++) {
+      const c = buf[i];
+      if (c >= 0x80) return decoder.decode(buf.subarray(from, to));
+      s += String.fromCharCode(c);
+    }
+    return s;
+  }
   return decoder.decode(buf.subarray(from, to));
 }
 
@@ -284,6 +298,15 @@ export function parseHead(
           break;
         }
         case Kind.Connection: {
+          // The usual lone token, compared as bytes: no string, split or trim per message.
+          // HTTP/1.1 only, where token order cannot matter (keep-alive changes nothing).
+          if (head.minor === 1) {
+            if (ve - vs === 10 && nameIs(buf, vs, "keep-alive")) break;
+            if (ve - vs === 5 && nameIs(buf, vs, "close")) {
+              head.close = true;
+              break;
+            }
+          }
           const v = text(buf, vs, ve);
           connection = connection === null ? v : `${connection}, ${v}`;
           break;
@@ -370,12 +393,35 @@ export class HeadWriter {
   }
 
   ascii(s: string): void {
-    this.#ensure(s.length * 3);
-    this.length += this.#encoder.encodeInto(s, this.bytes.subarray(this.length)).written;
+    const n = s.length;
+    this.#ensure(n * 3);
+    const out = this.bytes;
+    let o = this.length;
+    // Short ASCII (what the proxy adds to heads) is copied in JS: TextEncoder.encodeInto is a
+    // runtime call plus a view allocation. Anything else goes through the encoder.
+    if (n <= 256) {
+      let i = 0;
+      for (; i < n; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 0x80) break;
+        out[o++] = c;
+      }
+      if (i === n) {
+        this.length = o;
+        return;
+      }
+    }
+    this.length += this.#encoder.encodeInto(s, out.subarray(this.length)).written;
   }
 
+  #view: Uint8Array = new Uint8Array(0);
+  #viewOf: Uint8Array | null = null;
+
+  /** The bytes written; the view is reused while the length repeats (same-shaped messages). */
   view(): Uint8Array {
-    return this.bytes.subarray(0, this.length);
+    if (this.#viewOf === this.bytes && this.#view.length === this.length) return this.#view;
+    this.#viewOf = this.bytes;
+    return (this.#view = this.bytes.subarray(0, this.length));
   }
 }
 

@@ -13,7 +13,7 @@
  */
 import type { ClusterConfig, EndpointConfig, Logger, Snapshot } from "../lib/mod.ts";
 import type { Clock } from "../lib/mod.ts";
-import type { PickContext, PickOutcome } from "./balancer/balancer.ts";
+import type { Balancer, PickContext, PickOutcome } from "./balancer/balancer.ts";
 import type { ClusterManager } from "./cluster.ts";
 import type { DeadlineTicker, Expiring } from "./deadlines.ts";
 import {
@@ -40,7 +40,7 @@ import { closeQuietly, type TrackedConnection } from "./listener.ts";
 import { localReplyBytes, type ResponseFlag } from "./local_reply.ts";
 import { ConnectError, type PoolManager, type UpstreamConnection } from "./pool.ts";
 import { hostKey, routeOutbound } from "./router.ts";
-import type { AccessLogSink, ListenerKind, ProxyMetrics } from "./stats.ts";
+import type { AccessLogSink, ListenerKind, ProxyMetrics, RouteStats } from "./stats.ts";
 
 /** What a listener's connections share: the proxy's state, read at each request. */
 export interface Http1Context {
@@ -62,6 +62,21 @@ export interface Http1Context {
 const noPick: PickContext = {};
 const http11 = new TextEncoder().encode("HTTP/1.1");
 const headBufferBytes = 16 * 1024;
+
+/**
+ * Generated x-request-ids: a random UUID drawn once per process with its last 12 hex digits
+ * replaced by a counter, so ids stay UUID-shaped and unique per node (2^48 requests) while
+ * costing a string concatenation instead of a random UUID per request.
+ */
+const requestIdPrefix = crypto.randomUUID().slice(0, 24);
+/** Random start, so that two processes sharing a prefix by chance still differ. */
+let requestIdCounter = Math.floor(Math.random() * 2 ** 40);
+const hexPad = "000000000000";
+
+function nextRequestId(): string {
+  const hex = (requestIdCounter++ % 2 ** 48).toString(16);
+  return requestIdPrefix + hexPad.slice(hex.length) + hex;
+}
 
 /** Upstream stale-connection retries for requests without a body (idle close races). */
 const maxStaleRetries = 2;
@@ -102,7 +117,7 @@ class Http1Session implements Expiring {
   readonly conn: Deno.TcpConn;
   readonly outcome: PickOutcome = { latencyMs: 0, ok: true };
 
-  // Per-request state, reset by #handle.
+  // Per-request state, reset at the start of each request.
   started = 0;
   /** Set when the upstream exchange ended, so the end time is read once. */
   ended = 0;
@@ -119,6 +134,8 @@ class Http1Session implements Expiring {
   headSent = false;
   reqBodyDone = true;
   reqBodyError: unknown = undefined;
+  /** Stats of the cluster of this connection's last request. */
+  stats: RouteStats | null = null;
 
   constructor(readonly tracked: TrackedConnection, readonly ctx: Http1Context) {
     this.conn = tracked.conn;
@@ -147,7 +164,40 @@ class Http1Session implements Expiring {
         }
         if (headEnd < 0) break;
         this.tracked.idle = false;
-        if (!(await this.#handle(headEnd))) break;
+        // One request, handled here rather than in a method: an async frame per request
+        // (a promise and a microtask hop) is measurable on this path.
+        this.started = ctx.clock.now();
+        this.#resetRequestState();
+        const reader = this.reader;
+        let parseError: string | null = null;
+        try {
+          parseHead(reader.buf, reader.start, headEnd, this.req, true);
+          reader.start = headEnd;
+        } catch (err) {
+          parseError = (err as Error).message;
+        }
+        if (parseError !== null) {
+          this.path = "";
+          await this.#localReply(400, "DPE", parseError, true).catch(() => {});
+          this.#finish();
+          break;
+        }
+        const active = ctx.kind === "outbound"
+          ? ctx.metrics.activeOutbound
+          : ctx.metrics.activeInbound;
+        active.inc();
+        let keep = false;
+        try {
+          keep = await this.#forward();
+        } catch (err) {
+          // Anything unexpected: the connection's state is unknown, so close it.
+          ctx.logger.debug("request failed", { error: String(err) });
+          if (this.status === 0) this.flag = this.flag === "-" ? "DC" : this.flag;
+        } finally {
+          active.dec();
+          this.#finish();
+        }
+        if (!keep) break;
       }
     } catch (err) {
       ctx.logger.debug("connection handler failed", { error: String(err) });
@@ -173,41 +223,15 @@ class Http1Session implements Expiring {
     this.reqBodyError = undefined;
   }
 
-  /** Handles one request; returns whether the client connection stays open. */
-  async #handle(headEnd: number): Promise<boolean> {
-    const ctx = this.ctx;
-    this.started = ctx.clock.now();
-    this.#resetRequestState();
-    const req = this.req;
-    const reader = this.reader;
-    try {
-      parseHead(reader.buf, reader.start, headEnd, req, true);
-      reader.start = headEnd;
-    } catch (err) {
-      this.path = "";
-      await this.#localReply(400, "DPE", (err as Error).message, true).catch(() => {});
-      this.#finish();
-      return false;
-    }
-    const active = ctx.kind === "outbound" ? ctx.metrics.activeOutbound : ctx.metrics.activeInbound;
-    active.inc();
-    try {
-      return await this.#forward();
-    } catch (err) {
-      // Anything unexpected: the connection's state is unknown, so close it.
-      ctx.logger.debug("request failed", { error: String(err) });
-      if (this.status === 0) this.flag = this.flag === "-" ? "DC" : this.flag;
-      return false;
-    } finally {
-      active.dec();
-      this.#finish();
-    }
-  }
-
   #finish(): void {
     const ctx = this.ctx;
     const durationMs = (this.ended > 0 ? this.ended : ctx.clock.now()) - this.started;
-    ctx.metrics.route(ctx.kind, this.clusterName).record(this.status, this.flag, durationMs);
+    // Requests on a connection usually go to one cluster: skip the map lookup then.
+    let stats = this.stats;
+    if (stats === null || stats.cluster !== this.clusterName) {
+      stats = this.stats = ctx.metrics.route(ctx.kind, this.clusterName);
+    }
+    stats.record(this.status, this.flag, durationMs);
     if (ctx.accessLog) {
       ctx.accessLog({
         listener: ctx.kind,
@@ -244,7 +268,7 @@ class Http1Session implements Expiring {
     return this.req.framing === Framing.Length && this.req.contentLength === 0;
   }
 
-  async #forward(): Promise<boolean> {
+  #forward(): Promise<boolean> {
     const ctx = this.ctx;
     const req = this.req;
 
@@ -297,20 +321,19 @@ class Http1Session implements Expiring {
       this.deadline = this.started + timeoutMs;
       ctx.deadlines.arm();
     }
-    let ok = false;
-    try {
-      const keep = await this.#exchange(headBytes, endpoint, cluster, snapshot);
-      ok = this.status > 0 && this.status < 500;
-      return keep;
-    } finally {
-      this.deadline = 0;
-      this.ended = ctx.clock.now();
-      // One outcome object per connection: balancers read it synchronously.
-      const outcome = this.outcome;
-      outcome.latencyMs = this.ended - this.started;
-      outcome.ok = ok;
-      state.balancer.release(endpoint, outcome);
-    }
+    // No async frame of its own: #exchange releases the pick when it ends.
+    return this.#exchange(headBytes, endpoint, cluster, snapshot, state.balancer);
+  }
+
+  /** Ends a forwarded exchange: clears the deadline and tells the balancer how it went. */
+  #release(balancer: Balancer, endpoint: EndpointConfig, ok: boolean): void {
+    this.deadline = 0;
+    this.ended = this.ctx.clock.now();
+    // One outcome object per connection: balancers read it synchronously.
+    const outcome = this.outcome;
+    outcome.latencyMs = this.ended - this.started;
+    outcome.ok = ok;
+    balancer.release(endpoint, outcome);
   }
 
   /** Route timeout: abort the upstream exchange; the request path turns it into UT. */
@@ -342,7 +365,7 @@ class Http1Session implements Expiring {
     if (authority !== null) h += `host: ${authority}\r\n`;
     if (!req.hasForwardedProto) h += "x-forwarded-proto: http\r\n";
     if (this.requestId === "") {
-      this.requestId = crypto.randomUUID();
+      this.requestId = nextRequestId();
       h += `x-request-id: ${this.requestId}\r\n`;
     }
     if (endpoint.viaInbound) h += `x-weft-destination: ${cluster.service}\r\n`;
@@ -364,131 +387,159 @@ class Http1Session implements Expiring {
     return w.view();
   }
 
-  /** Runs the exchange with the upstream and relays the response. */
+  /**
+   * Runs the exchange with the upstream and relays the response, then releases the pick
+   * (ok when a status below 500 was sent and nothing threw).
+   */
   async #exchange(
     headBytes: Uint8Array,
     endpoint: EndpointConfig,
     cluster: ClusterConfig,
     snapshot: Snapshot,
+    balancer: Balancer,
   ): Promise<boolean> {
-    const ctx = this.ctx;
-    const pool = ctx.pools.pool(endpoint.key, endpoint.hostname, endpoint.port);
-    const tuning = snapshot.tuning;
-    const req = this.req;
-    const res = this.res;
-    let bodyPump: Promise<void> | null = null;
-    let up: UpstreamConnection | null = null;
+    let failed = false;
+    try {
+      const ctx = this.ctx;
+      const pool = ctx.pools.pool(endpoint.key, endpoint.hostname, endpoint.port);
+      const tuning = snapshot.tuning;
+      const req = this.req;
+      const res = this.res;
+      let bodyPump: Promise<void> | null = null;
+      let up: UpstreamConnection | null = null;
 
-    for (let attempt = 0;; attempt++) {
-      up = attempt < maxStaleRetries ? pool.takeIdle() : null;
-      if (!up) {
-        try {
-          up = await pool.connect(cluster.connectTimeoutMs);
-        } catch (err) {
-          if (this.timedOut) return this.#localReply(504, "UT", "upstream request timeout", false);
-          const timedOut = err instanceof ConnectError && err.timedOut;
-          return this.#localReply(
-            502,
-            "UF",
-            timedOut ? "upstream connect timeout" : "upstream connect error",
-            false,
-          );
+      for (let attempt = 0;; attempt++) {
+        up = attempt < maxStaleRetries ? pool.takeIdle() : null;
+        if (!up) {
+          try {
+            up = await pool.connect(cluster.connectTimeoutMs);
+          } catch (err) {
+            if (this.timedOut) {
+              return await this.#localReply(504, "UT", "upstream request timeout", false);
+            }
+            const timedOut = err instanceof ConnectError && err.timedOut;
+            return await this.#localReply(
+              502,
+              "UF",
+              timedOut ? "upstream connect timeout" : "upstream connect error",
+              false,
+            );
+          }
+          if (this.timedOut) {
+            pool.release(up, false, 0);
+            return await this.#localReply(504, "UT", "upstream request timeout", false);
+          }
         }
-        if (this.timedOut) {
+        this.upstream = up;
+        const fresh = up.uses === 0;
+        try {
+          let written: number;
+          try {
+            written = await up.conn.write(headBytes);
+          } catch (err) {
+            throw this.#sendFailure(up, err);
+          }
+          if (written < headBytes.length) await this.#sendRest(up, headBytes.subarray(written));
+          if (!this.reqBodyDone) bodyPump = this.#pumpRequestBody(up);
+          // Read the final response head, relaying 1xx interim responses as they are.
+          for (let interim = 0;; interim++) {
+            let headEnd: number;
+            try {
+              headEnd = await up.reader.readHeadEnd();
+            } catch (err) {
+              throw this.#readFailure(err, fresh, interim);
+            }
+            if (this.#acceptResponseHead(up, headEnd, fresh, interim)) break;
+            await writeAll(this.conn, this.#buildResponseHead(this.res, true, true).view())
+              .catch(() => {});
+          }
+          break;
+        } catch (err) {
           pool.release(up, false, 0);
-          return this.#localReply(504, "UT", "upstream request timeout", false);
+          this.upstream = null;
+          if (bodyPump) await bodyPump;
+          if (err instanceof UpstreamFailure) {
+            if (err.retryable && !this.timedOut && attempt < maxStaleRetries) continue;
+            if (this.headSent) return false;
+            if (this.timedOut) {
+              return await this.#localReply(504, "UT", "upstream request timeout", false);
+            }
+            return await this.#localReply(err.status, err.flag, err.message, false);
+          }
+          throw err;
         }
       }
-      this.upstream = up;
-      const fresh = up.uses === 0;
+
+      // Relay the response head, with the body when it is small and already buffered.
+      const noBody = req.method === "HEAD" || res.status === 204 || res.status === 304;
+      const resFraming = noBody ? Framing.None : res.framing;
+      let keepClient = !req.close && !ctx.draining && resFraming !== Framing.UntilClose &&
+        this.reqBodyDone;
+      const upReader = up.reader;
+      const w = this.#buildResponseHead(res, keepClient, false);
+      let inlined = false;
+      if (
+        resFraming === Framing.Length && res.contentLength <= upReader.buffered &&
+        res.contentLength <= 16 * 1024
+      ) {
+        w.copy(upReader.buf, upReader.start, upReader.start + res.contentLength);
+        upReader.start += res.contentLength;
+        inlined = true;
+      }
+      const bytes = w.view();
+      this.status = res.status;
+      this.headSent = true;
+      let upstreamOk = true;
       try {
         let written: number;
         try {
-          written = await up.conn.write(headBytes);
+          written = await this.conn.write(bytes);
         } catch (err) {
-          throw this.#sendFailure(up, err);
+          throw new PipeError("dst", "error", err);
         }
-        if (written < headBytes.length) await this.#sendRest(up, headBytes.subarray(written));
-        if (!this.reqBodyDone) bodyPump = this.#pumpRequestBody(up);
-        await this.#readResponseHead(up, fresh);
-        break;
+        if (written < bytes.length) await writeAll(this.conn, bytes.subarray(written));
+        if (!inlined) {
+          if (resFraming === Framing.Length) {
+            await pumpLength(upReader, this.conn, res.contentLength);
+          } else if (resFraming === Framing.Chunked) {
+            await pumpChunked(upReader, this.conn, this.resScanner);
+          } else if (resFraming === Framing.UntilClose) {
+            await pumpUntilClose(upReader, this.conn);
+            upstreamOk = false;
+          }
+        }
       } catch (err) {
-        pool.release(up, false, 0);
-        this.upstream = null;
-        if (bodyPump) await bodyPump;
-        if (err instanceof UpstreamFailure) {
-          if (err.retryable && !this.timedOut && attempt < maxStaleRetries) continue;
-          if (this.headSent) return false;
-          if (this.timedOut) return this.#localReply(504, "UT", "upstream request timeout", false);
-          return this.#localReply(err.status, err.flag, err.message, false);
-        }
-        throw err;
+        upstreamOk = false;
+        keepClient = false;
+        if (this.timedOut) this.flag = "UT";
+        else if (err instanceof PipeError && err.side === "dst") this.flag = "DC";
+        else if (err instanceof ProtocolError) this.flag = "UPE";
+        else this.flag = isReset(err) ? "UR" : "UC";
       }
-    }
 
-    // Relay the response head, with the body when it is small and already buffered.
-    const noBody = req.method === "HEAD" || res.status === 204 || res.status === 304;
-    const resFraming = noBody ? Framing.None : res.framing;
-    let keepClient = !req.close && !ctx.draining && resFraming !== Framing.UntilClose &&
-      this.reqBodyDone;
-    const upReader = up.reader;
-    const w = this.#buildResponseHead(res, keepClient, false);
-    let inlined = false;
-    if (
-      resFraming === Framing.Length && res.contentLength <= upReader.buffered &&
-      res.contentLength <= 16 * 1024
-    ) {
-      w.copy(upReader.buf, upReader.start, upReader.start + res.contentLength);
-      upReader.start += res.contentLength;
-      inlined = true;
-    }
-    const bytes = w.view();
-    this.status = res.status;
-    this.headSent = true;
-    let upstreamOk = true;
-    try {
-      let written: number;
-      try {
-        written = await this.conn.write(bytes);
-      } catch (err) {
-        throw new PipeError("dst", "error", err);
+      // An upstream that answered before reading the whole request body cannot be reused, and
+      // the client's unread body makes its connection unusable too.
+      if (!this.reqBodyDone) {
+        upstreamOk = false;
+        keepClient = false;
+        up.close();
+        closeQuietly(this.conn);
       }
-      if (written < bytes.length) await writeAll(this.conn, bytes.subarray(written));
-      if (!inlined) {
-        if (resFraming === Framing.Length) await pumpLength(upReader, this.conn, res.contentLength);
-        else if (resFraming === Framing.Chunked) {
-          await pumpChunked(upReader, this.conn, this.resScanner);
-        } else if (resFraming === Framing.UntilClose) {
-          await pumpUntilClose(upReader, this.conn);
-          upstreamOk = false;
-        }
+      if (bodyPump) await bodyPump;
+      if (this.reqBodyError !== undefined) {
+        upstreamOk = false;
+        keepClient = false;
       }
+      const reusable = upstreamOk && !res.close && upReader.buffered === 0 && !this.timedOut;
+      this.upstream = null;
+      pool.release(up, reusable, tuning.maxIdlePerEndpoint);
+      return keepClient;
     } catch (err) {
-      upstreamOk = false;
-      keepClient = false;
-      if (this.timedOut) this.flag = "UT";
-      else if (err instanceof PipeError && err.side === "dst") this.flag = "DC";
-      else if (err instanceof ProtocolError) this.flag = "UPE";
-      else this.flag = isReset(err) ? "UR" : "UC";
+      failed = true;
+      throw err;
+    } finally {
+      this.#release(balancer, endpoint, !failed && this.status > 0 && this.status < 500);
     }
-
-    // An upstream that answered before reading the whole request body cannot be reused, and
-    // the client's unread body makes its connection unusable too.
-    if (!this.reqBodyDone) {
-      upstreamOk = false;
-      keepClient = false;
-      up.close();
-      closeQuietly(this.conn);
-    }
-    if (bodyPump) await bodyPump;
-    if (this.reqBodyError !== undefined) {
-      upstreamOk = false;
-      keepClient = false;
-    }
-    const reusable = upstreamOk && !res.close && upReader.buffered === 0 && !this.timedOut;
-    this.upstream = null;
-    pool.release(up, reusable, tuning.maxIdlePerEndpoint);
-    return keepClient;
   }
 
   #sendFailure(up: UpstreamConnection, err: unknown): UpstreamFailure {
@@ -531,46 +582,50 @@ class Http1Session implements Expiring {
     }
   }
 
-  /** Reads the final response head into `this.res`, relaying 1xx interim responses. */
-  async #readResponseHead(up: UpstreamConnection, fresh: boolean): Promise<void> {
-    const res = this.res;
-    for (let interim = 0;; interim++) {
-      let headEnd: number;
-      try {
-        headEnd = await up.reader.readHeadEnd();
-      } catch (err) {
-        if (err instanceof ProtocolError) {
-          throw new UpstreamFailure("UPE", 502, "upstream protocol error", false);
-        }
-        const reset = isReset(err);
-        throw new UpstreamFailure(
-          reset ? "UR" : "UC",
-          502,
-          reset ? "upstream reset" : "upstream connection terminated",
-          !fresh && interim === 0 && this.req.framing === Framing.None && reset,
-        );
-      }
-      if (headEnd < 0) {
-        throw new UpstreamFailure(
-          "UC",
-          502,
-          "upstream connection terminated",
-          !fresh && interim === 0 && this.req.framing === Framing.None,
-        );
-      }
-      const reader = up.reader;
-      try {
-        parseHead(reader.buf, reader.start, headEnd, res, false);
-      } catch {
-        throw new UpstreamFailure("UPE", 502, "upstream protocol error", false);
-      }
-      // The head's bytes stay in the buffer until the next read, which comes after the
-      // outgoing head is built.
-      reader.start = headEnd;
-      if (res.status >= 200 || res.status === 101 || interim >= 16) return;
-      // 100 Continue and other interim responses go to the client as they are.
-      await writeAll(this.conn, this.#buildResponseHead(res, true, true).view()).catch(() => {});
+  /** Why reading a response head failed, as an {@linkcode UpstreamFailure}. */
+  #readFailure(err: unknown, fresh: boolean, interim: number): UpstreamFailure {
+    if (err instanceof ProtocolError) {
+      return new UpstreamFailure("UPE", 502, "upstream protocol error", false);
     }
+    const reset = isReset(err);
+    return new UpstreamFailure(
+      reset ? "UR" : "UC",
+      502,
+      reset ? "upstream reset" : "upstream connection terminated",
+      !fresh && interim === 0 && this.req.framing === Framing.None && reset,
+    );
+  }
+
+  /**
+   * Parses a response head ending at `headEnd` into `this.res`; returns false for a 1xx
+   * interim response that the caller relays before reading the next head. Synchronous, so the
+   * usual exchange costs no extra async frame.
+   */
+  #acceptResponseHead(
+    up: UpstreamConnection,
+    headEnd: number,
+    fresh: boolean,
+    interim: number,
+  ): boolean {
+    const res = this.res;
+    if (headEnd < 0) {
+      throw new UpstreamFailure(
+        "UC",
+        502,
+        "upstream connection terminated",
+        !fresh && interim === 0 && this.req.framing === Framing.None,
+      );
+    }
+    const reader = up.reader;
+    try {
+      parseHead(reader.buf, reader.start, headEnd, res, false);
+    } catch {
+      throw new UpstreamFailure("UPE", 502, "upstream protocol error", false);
+    }
+    // The head's bytes stay in the buffer until the next read, which comes after the
+    // outgoing head is built.
+    reader.start = headEnd;
+    return res.status >= 200 || res.status === 101 || interim >= 16;
   }
 
   /** Client response head; `interim` heads carry no framing headers. */

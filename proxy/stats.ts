@@ -57,7 +57,17 @@ export class RouteStats {
     this.duration = duration.with({ listener, cluster });
   }
 
+  /** The last (code, flag) recorded and its child: most requests repeat it. */
+  #lastStatus = -1;
+  #lastFlag: ResponseFlag = "-";
+  #lastChild: CounterChild | null = null;
+
   record(status: number, flag: ResponseFlag, durationMs: number): void {
+    if (status === this.#lastStatus && flag === this.#lastFlag) {
+      this.#lastChild!.inc();
+      this.duration.observe(durationMs);
+      return;
+    }
     const key = status * 16 + (flagIndex.get(flag) ?? 0);
     let child = this.#byCodeFlag.get(key);
     if (!child) {
@@ -69,6 +79,9 @@ export class RouteStats {
       });
       this.#byCodeFlag.set(key, child);
     }
+    this.#lastStatus = status;
+    this.#lastFlag = flag;
+    this.#lastChild = child;
     child.inc();
     this.duration.observe(durationMs);
   }
