@@ -19,6 +19,9 @@
  * - **Load balancing.** The DestinationRule's `trafficPolicy.loadBalancer` (with a subset's
  *   own policy overriding it, field by field) sets each cluster's balancer. Without one the
  *   balancer stays round robin (Istio's default is LEAST_REQUEST; see docs/traffic.md).
+ * - **Resilience.** The same policy's `outlierDetection` and `connectionPool` limits become
+ *   the cluster's `outlierDetection` and `circuitBreaker` (durations in ms, Istio's defaults
+ *   filled in); absent when not configured, so such clusters cost nothing per request.
  * - **Nothing silently dropped.** A destination naming an unknown host, subset or port gets a
  *   cluster with no endpoints and an `unresolved` reason (the proxy answers 503 UH and
  *   `weft routes` shows why). Two VirtualServices naming one host are refused at apply by
@@ -27,10 +30,12 @@
  */
 import type { Resource } from "./resources/kind.ts";
 import {
+  circuitBreakerConfigOf,
   type DestinationRuleSpec,
   effectiveTrafficPolicy,
   loadBalancerConfigOf,
   matchesSubset,
+  outlierDetectionConfigOf,
   type TrafficPolicy,
 } from "./resources/destination_rule.ts";
 import {
@@ -327,6 +332,18 @@ class TrafficCompiler {
     return text !== undefined ? durationMs(text) : fallback;
   }
 
+  /** `outlierDetection` and `circuitBreaker` of a cluster, present only when configured. */
+  #resilience(
+    policy: TrafficPolicy | undefined,
+  ): Pick<ClusterConfig, "outlierDetection" | "circuitBreaker"> {
+    const outlierDetection = outlierDetectionConfigOf(policy?.outlierDetection);
+    const circuitBreaker = circuitBreakerConfigOf(policy?.connectionPool);
+    return {
+      ...(outlierDetection ? { outlierDetection } : {}),
+      ...(circuitBreaker ? { circuitBreaker } : {}),
+    };
+  }
+
   /** Applies each host's DestinationRule to its port clusters and builds its subsets. */
   applyDestinationRules(): void {
     for (const base of [...this.#base.values()].sort((a, b) => a.name < b.name ? -1 : 1)) {
@@ -338,6 +355,7 @@ class TrafficCompiler {
         ...base,
         loadBalancer: this.#loadBalancer(policy),
         connectTimeoutMs: this.#connectTimeoutMs(policy, base.connectTimeoutMs),
+        ...this.#resilience(policy),
       });
       // Subsets of the host's default port are built eagerly so `weft routes` lists them;
       // those of other ports when a destination names them.
@@ -379,6 +397,7 @@ class TrafficCompiler {
       loadBalancer: this.#loadBalancer(policy),
       connectTimeoutMs: this.#connectTimeoutMs(policy, base.connectTimeoutMs),
       subset,
+      ...this.#resilience(policy),
     });
     return name;
   }

@@ -108,6 +108,52 @@ export interface ClusterConfig {
    * either way; `weft routes` shows the reason.
    */
   readonly unresolved?: string;
+  /** DestinationRule `outlierDetection`, parsed; absent: no passive ejection (Istio's default). */
+  readonly outlierDetection?: OutlierDetectionConfig;
+  /** DestinationRule `connectionPool` limits, parsed; absent: no limits (Istio's default). */
+  readonly circuitBreaker?: CircuitBreakerConfig;
+}
+
+/**
+ * Envoy's consecutive-error outlier detection (Istio `outlierDetection`), with Istio's
+ * defaults filled in. A threshold of 0 disables that kind of ejection.
+ */
+export interface OutlierDetectionConfig {
+  /** Consecutive 5xx (and, unless split, local-origin failures) before ejection; Istio: 5. */
+  readonly consecutive5xxErrors: number;
+  /** Consecutive 502/503/504 (and, unless split, local-origin failures); Istio: 0 (off). */
+  readonly consecutiveGatewayErrors: number;
+  /** Count connect failures, resets and timeouts apart from HTTP statuses (Istio: false). */
+  readonly splitExternalLocalOriginErrors: boolean;
+  /** Consecutive local-origin failures before ejection when split; Istio: 5. */
+  readonly consecutiveLocalOriginFailures: number;
+  /** Period by which an endpoint's ejection multiplier decays while it behaves; Istio: 10 s. */
+  readonly intervalMs: number;
+  /** Ejection time is this times the number of ejections; Istio: 30 s. */
+  readonly baseEjectionTimeMs: number;
+  /** Cap on one ejection's time: Envoy's `max_ejection_time`, 300 s or the base if larger. */
+  readonly maxEjectionTimeMs: number;
+  /** At most this % of the cluster's endpoints ejected at once; Istio: 10. */
+  readonly maxEjectionPercent: number;
+  /** Below this % of usable endpoints, ejections are ignored (Envoy panic); Istio: 0 (off). */
+  readonly minHealthPercent: number;
+}
+
+/**
+ * Envoy's cluster circuit breakers (Istio `connectionPool`). 0 means unlimited, as in Istio,
+ * which sets Envoy's thresholds to 2^32-1 when a field is unset.
+ */
+export interface CircuitBreakerConfig {
+  /** Upstream connections in use by the cluster at once (`tcp.maxConnections`). */
+  readonly maxConnections: number;
+  /** Requests waiting for a connection (`http.http1MaxPendingRequests`). */
+  readonly maxPendingRequests: number;
+  /** Requests in flight to the cluster (`http.http2MaxRequests`, Envoy `max_requests`). */
+  readonly maxRequests: number;
+  /** Retries in flight to the cluster (`http.maxRetries`). */
+  readonly maxRetries: number;
+  /** A pooled connection is closed after this many requests (`http.maxRequestsPerConnection`). */
+  readonly maxRequestsPerConnection: number;
 }
 
 /** Request match of a route; the traffic-management work adds headers, methods, etc. */

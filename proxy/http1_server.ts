@@ -6,12 +6,24 @@
  * verbatim, or read-to-close), in both directions at once. No Request/Response/Headers objects
  * are created: this path is what decides the proxy's throughput (see bench/http_proxy.ts).
  *
- * Per request: parse head -> route (router.ts, on the snapshot current at that moment) ->
- * cluster balancer pick (cluster.ts) -> pooled connection (pool.ts) -> write head (+ small
- * body in the same write) -> pump request body while reading the response head -> write
- * response head (+ small body) -> pump response body -> return the connection to the pool.
+ * Per request: parse head -> route (filters/request_plan.ts on the snapshot current at that
+ * moment: VirtualService match, redirect, CORS, fault, weighted destination, hash key, rewrite,
+ * header edits, mirror) -> cluster balancer pick (cluster.ts) -> pooled connection (pool.ts) ->
+ * write head (+ small body in the same write) -> pump request body while reading the response
+ * head -> retry when the route's policy says so -> write response head (+ small body) -> pump
+ * response body -> return the connection to the pool.
+ *
+ * Routes without filters take the same path as before the filters existed: the checks they
+ * add are a few field tests, and no async step is added unless a fault, retries (which need
+ * the small request body in hand) or a mirror ask for it.
  */
-import type { ClusterConfig, EndpointConfig, Logger, Snapshot } from "../lib/mod.ts";
+import type {
+  ClusterConfig,
+  EndpointConfig,
+  Logger,
+  RouteRetryPolicy,
+  Snapshot,
+} from "../lib/mod.ts";
 import type { Clock } from "../lib/mod.ts";
 import type { Balancer, PickContext, PickOutcome } from "./balancer/balancer.ts";
 import type { ClusterManager } from "./cluster.ts";
@@ -39,7 +51,21 @@ import {
 import { closeQuietly, type TrackedConnection } from "./listener.ts";
 import { localReplyBytes, type ResponseFlag } from "./local_reply.ts";
 import { ConnectError, type PoolManager, type UpstreamConnection } from "./pool.ts";
-import { hostKey, routeOutbound } from "./router.ts";
+import { hostKey } from "./router.ts";
+import { preflightReplyBytes } from "./filters/cors.ts";
+import { mirrorHeadText, type MirrorSender, withBody } from "./filters/mirror.ts";
+import { redirectReplyBytes } from "./filters/redirect.ts";
+import { Decision, RequestPlan } from "./filters/request_plan.ts";
+import { headValue } from "./filters/request_view.ts";
+import {
+  CONNECT_FAILURE,
+  PER_TRY_TIMEOUT,
+  RESET,
+  retriableResult,
+  retryBackoffMs,
+  tryDeadline,
+  type TryResult,
+} from "./filters/retry.ts";
 import type { AccessLogSink, ListenerKind, ProxyMetrics, RouteStats } from "./stats.ts";
 
 /** What a listener's connections share: the proxy's state, read at each request. */
@@ -55,9 +81,14 @@ export interface Http1Context {
   readonly deadlines: DeadlineTicker;
   readonly logger: Logger;
   readonly accessLog: AccessLogSink | undefined;
+  /** Sends mirror copies (VirtualService `mirror`), fire and forget. */
+  readonly mirrors: MirrorSender;
   /** Set on stop: finish the current request, then close. */
   draining: boolean;
 }
+
+/** Largest request body the proxy reads in full before forwarding, for retries and mirrors. */
+const maxHeldBodyBytes = 16 * 1024;
 
 const noPick: PickContext = {};
 const http11 = new TextEncoder().encode("HTTP/1.1");
@@ -77,6 +108,9 @@ function nextRequestId(): string {
   const hex = (requestIdCounter++ % 2 ** 48).toString(16);
   return requestIdPrefix + hexPad.slice(hex.length) + hex;
 }
+
+/** Reused retry input for a response status (retry decisions are synchronous). */
+const retryStatus: { kind: "status"; status: number } = { kind: "status", status: 0 };
 
 /** Upstream stale-connection retries for requests without a body (idle close races). */
 const maxStaleRetries = 2;
@@ -136,6 +170,21 @@ class Http1Session implements Expiring {
   reqBodyError: unknown = undefined;
   /** Stats of the cluster of this connection's last request. */
   stats: RouteStats | null = null;
+  /** Route decisions of the current outbound request (reused per connection). */
+  readonly plan: RequestPlan = new RequestPlan();
+  /** The request / response heads are relayed without edits (no plan applies). */
+  plainRequest = true;
+  plainResponse = true;
+  /** Retry policy of the route (undefined: one try). */
+  retry: RouteRetryPolicy | undefined = undefined;
+  /** Absolute route deadline (0: none); `deadline` may be an earlier per-try deadline. */
+  routeDeadline = 0;
+  /** The current try's `perTryTimeout` expired (the route deadline had not). */
+  tryTimedOut = false;
+  readonly #keepRequest = (head: Head, i: number): boolean =>
+    keepRequestLine(head, i) && !this.plan.dropsRequestLine(head, i);
+  readonly #keepResponse = (head: Head, i: number): boolean =>
+    keepResponseLine(head, i) && !this.plan.dropsResponseLine(head, i);
 
   constructor(readonly tracked: TrackedConnection, readonly ctx: Http1Context) {
     this.conn = tracked.conn;
@@ -221,6 +270,11 @@ class Http1Session implements Expiring {
     this.headSent = false;
     this.reqBodyDone = true;
     this.reqBodyError = undefined;
+    this.plainRequest = true;
+    this.plainResponse = true;
+    this.retry = undefined;
+    this.routeDeadline = 0;
+    this.tryTimedOut = false;
   }
 
   #finish(): void {
@@ -254,13 +308,17 @@ class Http1Session implements Expiring {
     flag: ResponseFlag,
     message: string,
     close: boolean,
+    bytes?: (close: boolean) => Uint8Array,
   ): Promise<boolean> {
     const mustClose = close || this.ctx.draining || this.req.close ||
       (this.req.framing !== Framing.None && !this.#bodyConsumed());
     this.status = status;
     this.flag = flag;
     this.headSent = true;
-    await writeAll(this.conn, localReplyBytes(status, flag, message, mustClose));
+    await writeAll(
+      this.conn,
+      bytes ? bytes(mustClose) : localReplyBytes(status, flag, message, mustClose),
+    );
     return !mustClose;
   }
 
@@ -298,31 +356,208 @@ class Http1Session implements Expiring {
     const snapshot = ctx.snapshot();
     let cluster: ClusterConfig | undefined;
     let timeoutMs: number;
+    let pick = noPick;
     if (ctx.kind === "outbound") {
       this.host = hostKey(authority ?? hostHeader);
-      const routed = routeOutbound(snapshot, this.host, path);
-      if (!routed) return this.#localReply(404, "NR", "no route", false);
-      cluster = routed.cluster;
-      timeoutMs = routed.route.timeoutMs;
+      const plan = this.plan;
+      const received = authority ?? hostHeader;
+      const decision = plan.decide(
+        snapshot,
+        req,
+        req.method,
+        path,
+        received,
+        this.host,
+        this.clientIp,
+        Math.random,
+      );
+      if (decision === Decision.NoRoute) return this.#localReply(404, "NR", "no route", false);
+      const route = plan.route!;
+      if (decision === Decision.Redirect) {
+        const code = route.redirect!.redirectCode;
+        const location = plan.location;
+        return this.#localReply(code, "-", "", false, (c) => redirectReplyBytes(code, location, c));
+      }
+      if (decision === Decision.Preflight) {
+        const cors = plan.cors!;
+        const origin = plan.corsOrigin;
+        return this.#localReply(200, "-", "", false, (c) => preflightReplyBytes(cors, origin, c));
+      }
+      cluster = plan.cluster!;
+      timeoutMs = route.timeoutMs;
+      pick = plan.pick;
+      this.plainRequest = plan.plainRequest;
+      this.plainResponse = plan.plainResponse;
+      if (plan.upstreamAuthority !== undefined) req.replaceHost = true;
+      this.retry = route.retries;
+      const fault = plan.fault;
+      if (fault.delayMs > 0 || fault.abortStatus > 0) {
+        return this.#faultThenDispatch(cluster, timeoutMs, snapshot, path, authority);
+      }
     } else {
       this.host = destinationHeader !== "" ? destinationHeader : hostKey(authority ?? hostHeader);
       cluster = snapshot.inbound.get(this.host);
       if (!cluster) return this.#localReply(404, "NR", "no local service", false);
       timeoutMs = snapshot.tuning.routeTimeoutMs;
     }
+    return this.#dispatch(cluster, timeoutMs, snapshot, path, authority, pick, this.started);
+  }
+
+  /** Fault injection (delay, then abort) before the request is dispatched. */
+  async #faultThenDispatch(
+    cluster: ClusterConfig,
+    timeoutMs: number,
+    snapshot: Snapshot,
+    path: string,
+    authority: string | null,
+  ): Promise<boolean> {
+    const fault = this.plan.fault;
+    // The delay comes first and is not part of the route timeout (Envoy's fault filter runs
+    // before the router).
+    if (fault.delayMs > 0) {
+      this.flag = "DI";
+      await new Promise<void>((resolve) => this.ctx.clock.setTimeout(resolve, fault.delayMs));
+    }
+    if (fault.abortStatus > 0) {
+      this.clusterName = cluster.name;
+      return this.#localReply(fault.abortStatus, "FI", "fault filter abort", false);
+    }
+    // The parsed head points into the read buffer, which nothing has read into since.
+    const start = fault.delayMs > 0 ? this.ctx.clock.now() : this.started;
+    return this.#dispatch(cluster, timeoutMs, snapshot, path, authority, this.plan.pick, start);
+  }
+
+  /** Picks an endpoint, builds the upstream head, and runs the exchange. */
+  #dispatch(
+    cluster: ClusterConfig,
+    timeoutMs: number,
+    snapshot: Snapshot,
+    path: string,
+    authority: string | null,
+    pick: PickContext,
+    start: number,
+  ): Promise<boolean> {
+    const ctx = this.ctx;
+    const req = this.req;
     this.clusterName = cluster.name;
     const state = ctx.clusters.get(cluster.name);
-    const endpoint = state?.balancer.pick(noPick);
+    const endpoint = state?.balancer.pick(pick);
     if (!state || !endpoint) return this.#localReply(503, "UH", "no healthy upstream", false);
     this.endpoint = endpoint;
 
-    const headBytes = this.#buildRequestHead(req, path, authority, endpoint, cluster);
+    let headBytes = this.#buildRequestHead(req, path, authority, endpoint, cluster);
     if (timeoutMs > 0) {
-      this.deadline = this.started + timeoutMs;
+      this.deadline = this.routeDeadline = start + timeoutMs;
       ctx.deadlines.arm();
+    }
+    const mirror = this.plan.mirrorCluster;
+    if (ctx.kind === "outbound" && (this.retry !== undefined || mirror !== undefined)) {
+      const mirrorHead = mirror === undefined ? "" : this.#mirrorHead(mirror, path, authority);
+      // A client that sent `Expect: 100-continue` waits for the upstream's 100 before sending
+      // its body, so that body is streamed (one try, no mirror) rather than waited for.
+      if (
+        !this.reqBodyDone && req.framing === Framing.Length &&
+        req.contentLength <= maxHeldBodyBytes && headValue(req, "expect") === null
+      ) {
+        return this.#holdBodyThenExchange(
+          cluster,
+          snapshot,
+          state.balancer,
+          endpoint,
+          mirror,
+          mirrorHead,
+        );
+      }
+      // Retries resend the head: keep a copy, as the response head reuses the writer.
+      if (this.retry !== undefined && this.reqBodyDone) headBytes = headBytes.slice();
+      if (mirror !== undefined) this.#sendMirror(mirror, mirrorHead, headBytes);
     }
     // No async frame of its own: #exchange releases the pick when it ends.
     return this.#exchange(headBytes, endpoint, cluster, snapshot, state.balancer);
+  }
+
+  /**
+   * Reads a small request body in full before forwarding, so that retries can resend it and
+   * a mirror can copy it. The upstream head is already in the writer, so the read buffer may
+   * be compacted.
+   */
+  async #holdBodyThenExchange(
+    cluster: ClusterConfig,
+    snapshot: Snapshot,
+    balancer: Balancer,
+    endpoint: EndpointConfig,
+    mirror: ClusterConfig | undefined,
+    mirrorHead: string,
+  ): Promise<boolean> {
+    const reader = this.reader;
+    const length = this.req.contentLength;
+    let complete = true;
+    try {
+      while (reader.buffered < length) {
+        if (!(await reader.fill())) {
+          complete = false;
+          break;
+        }
+      }
+    } catch {
+      complete = false;
+    }
+    if (!complete) {
+      // The client went away mid-body: nothing was sent upstream.
+      this.flag = "DC";
+      this.#release(balancer, endpoint, false);
+      return false;
+    }
+    const w = this.out;
+    w.copy(reader.buf, reader.start, reader.start + length);
+    reader.start += length;
+    this.reqBodyDone = true;
+    let headBytes = w.view();
+    if (this.retry !== undefined) headBytes = headBytes.slice();
+    if (mirror !== undefined) this.#sendMirror(mirror, mirrorHead, headBytes);
+    return this.#exchange(headBytes, endpoint, cluster, snapshot, balancer);
+  }
+
+  /** The head of this request's mirror copy (before the read buffer is reused). */
+  #mirrorHead(mirror: ClusterConfig, path: string, authority: string | null): string {
+    const req = this.req;
+    const plan = this.plan;
+    const viaInbound = mirror.endpoints.some((e) => e.viaInbound);
+    return mirrorHeadText(req, {
+      method: req.method,
+      target: plan.upstreamTarget ?? path,
+      authority: plan.upstreamAuthority ?? authority ?? req.host,
+      destinationService: viaInbound ? mirror.service : undefined,
+      clientIp: this.clientIp,
+      forwardedFor: req.forwardedFor,
+      requestPlan: plan.requestPlan,
+      bodyLength: req.framing === Framing.Length ? req.contentLength : 0,
+    });
+  }
+
+  /**
+   * Sends the mirror copy when the whole body is in hand (the tail of `headBytes`); requests
+   * whose body streams are not mirrored.
+   */
+  #sendMirror(mirror: ClusterConfig, mirrorHead: string, headBytes: Uint8Array): void {
+    const req = this.req;
+    const mirrors = this.ctx.mirrors;
+    if (!this.reqBodyDone || req.framing === Framing.Chunked) {
+      mirrors.counts.skipped++;
+      return;
+    }
+    const state = this.ctx.clusters.get(mirror.name);
+    const endpoint = state?.balancer.pick(this.plan.pick);
+    if (!state || !endpoint) {
+      mirrors.counts.skipped++;
+      return;
+    }
+    const length = req.framing === Framing.Length ? req.contentLength : 0;
+    const body = length > 0 ? headBytes.subarray(headBytes.length - length) : null;
+    const balancer = state.balancer;
+    mirrors.send(endpoint.hostname, endpoint.port, withBody(mirrorHead, body), (ok, latencyMs) => {
+      balancer.release(endpoint, { ok, latencyMs });
+    });
   }
 
   /** Ends a forwarded exchange: clears the deadline and tells the balancer how it went. */
@@ -336,9 +571,14 @@ class Http1Session implements Expiring {
     balancer.release(endpoint, outcome);
   }
 
-  /** Route timeout: abort the upstream exchange; the request path turns it into UT. */
+  /**
+   * Route timeout or per-try timeout: abort the upstream exchange; the request path turns it
+   * into UT, or into a retry when the per-try timeout expired and the policy allows one.
+   */
   expire(): void {
-    this.timedOut = true;
+    const routeExpired = this.routeDeadline > 0 && this.ctx.clock.now() >= this.routeDeadline;
+    if (routeExpired || this.retry === undefined) this.timedOut = true;
+    else this.tryTimedOut = true;
     this.upstream?.close();
   }
 
@@ -352,17 +592,25 @@ class Http1Session implements Expiring {
   ): Uint8Array {
     const w = this.out;
     w.reset();
+    const plain = this.plainRequest;
+    const target = plain ? undefined : this.plan.upstreamTarget;
     // An HTTP/1.0 client cannot read chunked responses, so its request goes upstream as
     // HTTP/1.0 too: the upstream then answers with a length or by closing.
-    if (authority === null && req.minor === 1) w.copy(req.buf, req.start, req.firstLineEnd);
-    else w.ascii(`${req.method} ${path} HTTP/1.${req.minor}`);
+    if (authority === null && req.minor === 1 && target === undefined) {
+      w.copy(req.buf, req.start, req.firstLineEnd);
+    } else w.ascii(`${req.method} ${target ?? path} HTTP/1.${req.minor}`);
     w.crlf();
-    copyLines(req, w, keepRequestLine);
+    copyLines(req, w, plain ? keepRequestLine : this.#keepRequest);
     // What the proxy adds, as one short string.
     let h = req.forwardedFor === ""
       ? `x-forwarded-for: ${this.clientIp}\r\n`
       : `x-forwarded-for: ${req.forwardedFor}, ${this.clientIp}\r\n`;
-    if (authority !== null) h += `host: ${authority}\r\n`;
+    if (!plain) {
+      const rewritten = this.plan.upstreamAuthority;
+      if (rewritten !== undefined) h += `host: ${rewritten}\r\n`;
+      else if (authority !== null) h += `host: ${authority}\r\n`;
+      if (this.plan.requestPlan !== null) h += this.plan.requestPlan.appendText;
+    } else if (authority !== null) h += `host: ${authority}\r\n`;
     if (!req.hasForwardedProto) h += "x-forwarded-proto: http\r\n";
     if (this.requestId === "") {
       this.requestId = nextRequestId();
@@ -388,8 +636,9 @@ class Http1Session implements Expiring {
   }
 
   /**
-   * Runs the exchange with the upstream and relays the response, then releases the pick
-   * (ok when a status below 500 was sent and nothing threw).
+   * Runs the exchange with the upstream (with the route's retries) and relays the response,
+   * then releases the last pick (ok when a status below 500 was sent and nothing threw); picks
+   * of earlier tries are released as each try ends.
    */
   async #exchange(
     headBytes: Uint8Array,
@@ -399,76 +648,154 @@ class Http1Session implements Expiring {
     balancer: Balancer,
   ): Promise<boolean> {
     let failed = false;
+    let released = false;
     try {
       const ctx = this.ctx;
-      const pool = ctx.pools.pool(endpoint.key, endpoint.hostname, endpoint.port);
+      let pool = ctx.pools.pool(endpoint.key, endpoint.hostname, endpoint.port);
       const tuning = snapshot.tuning;
       const req = this.req;
       const res = this.res;
       let bodyPump: Promise<void> | null = null;
       let up: UpstreamConnection | null = null;
+      // Only a request whose body is in hand (or has none) can be sent again.
+      let retry = this.reqBodyDone ? this.retry : undefined;
+      const perTryMs = retry?.perTryTimeoutMs ?? 0;
+      let tryStarted = this.started;
 
-      for (let attempt = 0;; attempt++) {
-        up = attempt < maxStaleRetries ? pool.takeIdle() : null;
-        if (!up) {
-          try {
-            up = await pool.connect(cluster.connectTimeoutMs);
-          } catch (err) {
-            if (this.timedOut) {
-              return await this.#localReply(504, "UT", "upstream request timeout", false);
-            }
-            const timedOut = err instanceof ConnectError && err.timedOut;
-            return await this.#localReply(
-              502,
-              "UF",
-              timedOut ? "upstream connect timeout" : "upstream connect error",
-              false,
-            );
-          }
-          if (this.timedOut) {
-            pool.release(up, false, 0);
-            return await this.#localReply(504, "UT", "upstream request timeout", false);
-          }
+      for (let tryIndex = 0;; tryIndex++) {
+        if (perTryMs > 0) {
+          tryStarted = ctx.clock.now();
+          this.tryTimedOut = false;
+          this.deadline = tryDeadline(this.routeDeadline, tryStarted, perTryMs);
+          ctx.deadlines.arm();
         }
-        this.upstream = up;
-        const fresh = up.uses === 0;
-        try {
-          let written: number;
-          try {
-            written = await up.conn.write(headBytes);
-          } catch (err) {
-            throw this.#sendFailure(up, err);
-          }
-          if (written < headBytes.length) await this.#sendRest(up, headBytes.subarray(written));
-          if (!this.reqBodyDone) bodyPump = this.#pumpRequestBody(up);
-          // Read the final response head, relaying 1xx interim responses as they are.
-          for (let interim = 0;; interim++) {
-            let headEnd: number;
+        // How this try failed, when it did: a failure to report, and its retry condition.
+        let failure: UpstreamFailure | null = null;
+        let result: TryResult | null = null;
+        for (let attempt = 0;; attempt++) {
+          up = attempt < maxStaleRetries ? pool.takeIdle() : null;
+          if (!up) {
             try {
-              headEnd = await up.reader.readHeadEnd();
+              up = await pool.connect(cluster.connectTimeoutMs);
             } catch (err) {
-              throw this.#readFailure(err, fresh, interim);
+              if (this.timedOut) {
+                return await this.#localReply(504, "UT", "upstream request timeout", false);
+              }
+              const timedOut = err instanceof ConnectError && err.timedOut;
+              failure = new UpstreamFailure(
+                "UF",
+                502,
+                timedOut ? "upstream connect timeout" : "upstream connect error",
+                false,
+              );
+              result = this.tryTimedOut ? PER_TRY_TIMEOUT : CONNECT_FAILURE;
+              break;
             }
-            if (this.#acceptResponseHead(up, headEnd, fresh, interim)) break;
-            await writeAll(this.conn, this.#buildResponseHead(this.res, true, true).view())
-              .catch(() => {});
-          }
-          break;
-        } catch (err) {
-          pool.release(up, false, 0);
-          this.upstream = null;
-          if (bodyPump) await bodyPump;
-          if (err instanceof UpstreamFailure) {
-            if (err.retryable && !this.timedOut && attempt < maxStaleRetries) continue;
-            if (this.headSent) return false;
             if (this.timedOut) {
+              pool.release(up, false, 0);
               return await this.#localReply(504, "UT", "upstream request timeout", false);
             }
-            return await this.#localReply(err.status, err.flag, err.message, false);
+            if (this.tryTimedOut) {
+              pool.release(up, false, 0);
+              failure = new UpstreamFailure("UT", 504, "upstream request timeout", false);
+              result = PER_TRY_TIMEOUT;
+              break;
+            }
           }
-          throw err;
+          this.upstream = up;
+          const fresh = up.uses === 0;
+          try {
+            let written: number;
+            try {
+              written = await up.conn.write(headBytes);
+            } catch (err) {
+              throw this.#sendFailure(up, err);
+            }
+            if (written < headBytes.length) await this.#sendRest(up, headBytes.subarray(written));
+            if (!this.reqBodyDone) bodyPump = this.#pumpRequestBody(up);
+            // Read the final response head, relaying 1xx interim responses as they are.
+            for (let interim = 0;; interim++) {
+              let headEnd: number;
+              try {
+                headEnd = await up.reader.readHeadEnd();
+              } catch (err) {
+                throw this.#readFailure(err, fresh, interim);
+              }
+              if (this.#acceptResponseHead(up, headEnd, fresh, interim)) break;
+              // The client saw an interim answer: this exchange is not tried again.
+              retry = undefined;
+              await writeAll(this.conn, this.#buildResponseHead(this.res, true, true).view())
+                .catch(() => {});
+            }
+            break;
+          } catch (err) {
+            pool.release(up, false, 0);
+            this.upstream = null;
+            if (bodyPump) await bodyPump;
+            if (err instanceof UpstreamFailure) {
+              const timedOut = this.timedOut || this.tryTimedOut;
+              if (err.retryable && !timedOut && attempt < maxStaleRetries) continue;
+              if (this.headSent) return false;
+              if (this.timedOut) {
+                return await this.#localReply(504, "UT", "upstream request timeout", false);
+              }
+              if (this.tryTimedOut) {
+                failure = new UpstreamFailure("UT", 504, "upstream request timeout", false);
+                result = PER_TRY_TIMEOUT;
+              } else {
+                failure = err;
+                result = err.flag === "UPE" ? null : RESET;
+              }
+              break;
+            }
+            throw err;
+          }
         }
+
+        if (failure === null) {
+          // A response head arrived: retry on its status, or relay it.
+          if (retry === undefined) break;
+          retryStatus.status = res.status;
+          if (!retriableResult(retry, retryStatus)) break;
+          if (tryIndex >= retry.attempts) {
+            this.flag = "URX";
+            break;
+          }
+          // Drop this answer: its body is not read, so the connection cannot be reused.
+          up!.close();
+          pool.release(up!, false, 0);
+          this.upstream = null;
+        } else {
+          const retriable = retry !== undefined && result !== null &&
+            retriableResult(retry, result);
+          if (!retriable || tryIndex >= retry!.attempts) {
+            const flag = retriable && failure.flag !== "UT" ? "URX" : failure.flag;
+            return await this.#localReply(failure.status, flag, failure.message, false);
+          }
+        }
+
+        // Another try: release this pick, back off, pick again.
+        released = true;
+        this.#releaseTry(balancer, endpoint, tryStarted);
+        const backoffMs = retryBackoffMs(tryIndex + 1, Math.random());
+        if (backoffMs > 0) {
+          await new Promise<void>((resolve) => ctx.clock.setTimeout(resolve, backoffMs));
+        }
+        if (this.timedOut) {
+          return await this.#localReply(504, "UT", "upstream request timeout", false);
+        }
+        const state = ctx.clusters.get(cluster.name);
+        const next = state?.balancer.pick(this.plan.pick);
+        if (!state || !next) return await this.#localReply(503, "UH", "no healthy upstream", false);
+        balancer = state.balancer;
+        endpoint = next;
+        this.endpoint = next;
+        released = false;
+        pool = ctx.pools.pool(endpoint.key, endpoint.hostname, endpoint.port);
       }
+      // Past the response head, only the route timeout applies.
+      if (perTryMs > 0) this.deadline = this.routeDeadline;
+      up = up!;
 
       // Relay the response head, with the body when it is small and already buffered.
       const noBody = req.method === "HEAD" || res.status === 204 || res.status === 304;
@@ -538,8 +865,21 @@ class Http1Session implements Expiring {
       failed = true;
       throw err;
     } finally {
-      this.#release(balancer, endpoint, !failed && this.status > 0 && this.status < 500);
+      if (!released) {
+        this.#release(balancer, endpoint, !failed && this.status > 0 && this.status < 500);
+      } else {
+        this.deadline = 0;
+        this.ended = this.ctx.clock.now();
+      }
     }
+  }
+
+  /** Releases the pick of a try that is followed by another one. */
+  #releaseTry(balancer: Balancer, endpoint: EndpointConfig, tryStarted: number): void {
+    const outcome = this.outcome;
+    outcome.latencyMs = this.ctx.clock.now() - tryStarted;
+    outcome.ok = false;
+    balancer.release(endpoint, outcome);
   }
 
   #sendFailure(up: UpstreamConnection, err: unknown): UpstreamFailure {
@@ -636,7 +976,11 @@ class Http1Session implements Expiring {
     w.copy(http11, 0, 8);
     w.copy(res.buf, res.start + 8, res.firstLineEnd);
     w.crlf();
-    copyLines(res, w, keepResponseLine);
+    if (interim || this.plainResponse) copyLines(res, w, keepResponseLine);
+    else {
+      copyLines(res, w, this.#keepResponse);
+      w.ascii(this.plan.responseExtra);
+    }
     if (!interim) {
       if (res.framing === Framing.Length) {
         w.ascii(

@@ -26,7 +26,13 @@ export type ResponseFlag =
   /** Downstream protocol error (malformed request). */
   | "DPE"
   /** Upstream protocol error (malformed response). */
-  | "UPE";
+  | "UPE"
+  /** Request aborted by fault injection. */
+  | "FI"
+  /** Request delayed by fault injection. */
+  | "DI"
+  /** Retries exhausted: the last try's failure is what the client got. */
+  | "URX";
 
 /** Flags in a fixed order, so metrics can index cached children by number. */
 export const responseFlags: readonly ResponseFlag[] = [
@@ -40,11 +46,23 @@ export const responseFlags: readonly ResponseFlag[] = [
   "DC",
   "DPE",
   "UPE",
+  "FI",
+  "DI",
+  "URX",
 ];
 
 const statusText: Record<number, string> = {
+  200: "OK",
   400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
   404: "Not Found",
+  408: "Request Timeout",
+  409: "Conflict",
+  418: "I'm a teapot",
+  429: "Too Many Requests",
+  500: "Internal Server Error",
+  501: "Not Implemented",
   502: "Bad Gateway",
   503: "Service Unavailable",
   504: "Gateway Timeout",

@@ -17,6 +17,7 @@ import {
 } from "../lib/mod.ts";
 import { ClusterManager } from "./cluster.ts";
 import { DeadlineTicker } from "./deadlines.ts";
+import { MirrorSender } from "./filters/mirror.ts";
 import { type Http1Context, serveHttp1 } from "./http1_server.ts";
 import { TcpListener } from "./listener.ts";
 import { PoolManager } from "./pool.ts";
@@ -56,6 +57,7 @@ export class Proxy {
   readonly #pools: PoolManager;
   readonly #deadlines: DeadlineTicker;
   readonly #accessLog: AccessLogSink | undefined;
+  readonly #mirrors = new MirrorSender();
   readonly #contexts: Http1Context[] = [];
   #listeners: TcpListener[] = [];
   #state: "new" | "running" | "stopping" | "stopped" = "new";
@@ -112,6 +114,7 @@ export class Proxy {
       deadlines: this.#deadlines,
       logger: this.#logger,
       accessLog: this.#accessLog,
+      mirrors: this.#mirrors,
       draining: false,
     };
     this.#contexts.push(ctx);
@@ -146,6 +149,11 @@ export class Proxy {
     }
   }
 
+  /** Mirror copies still in flight (VirtualService `mirror`); for tests and status. */
+  mirrorsInFlight(): number {
+    return this.#mirrors.inFlight;
+  }
+
   /** The snapshot new requests are routed with. */
   current(): Snapshot {
     return this.#snapshot;
@@ -174,6 +182,7 @@ export class Proxy {
       }
       await Promise.all(this.#listeners.map((l) => l.closeAll()));
     }
+    await this.#mirrors.close();
     this.#deadlines.close();
     this.#pools.close();
     this.#state = "stopped";

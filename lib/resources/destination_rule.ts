@@ -12,19 +12,29 @@
  *   `minimumRingSize`). Weft extension: `simple: PEAK_EWMA`, Linkerd's latency-aware balancer.
  *   `PASSTHROUGH` (Envoy's original-destination cluster) has no meaning in Weft, where an
  *   application names a service rather than an address; it balances round robin.
- * - `trafficPolicy.connectionPool`: `tcp {maxConnections, connectTimeout, tcpKeepalive}`,
- *   `http {http1MaxPendingRequests, http2MaxRequests, maxRequestsPerConnection, maxRetries,
- *   idleTimeout}`.
+ * - `trafficPolicy.connectionPool`: `tcp {maxConnections, connectTimeout}`,
+ *   `http {http1MaxPendingRequests, http2MaxRequests, maxRequestsPerConnection, maxRetries}`,
+ *   compiled to the cluster's circuit breaker (proxy/breaker.ts); 0 means unlimited.
  * - `trafficPolicy.outlierDetection`: `consecutive5xxErrors`, `consecutiveGatewayErrors`,
  *   `consecutiveLocalOriginFailures`, `splitExternalLocalOriginErrors`, `interval`,
- *   `baseEjectionTime`, `maxEjectionPercent`, `minHealthPercent`.
+ *   `baseEjectionTime`, `maxEjectionPercent`, `minHealthPercent`, compiled to the cluster's
+ *   outlier detector (proxy/outlier.ts) with Istio's defaults.
  * - `subsets[] {name, labels, trafficPolicy}`, `exportTo` (no effect).
  *
  * Refused by the strict schema (with their path): `tls` (Weft's mTLS is mesh-wide),
- * `portLevelSettings`, `localityLbSetting`, `warmupDurationSecs`, `workloadSelector`.
+ * `portLevelSettings`, `localityLbSetting`, `warmupDurationSecs`, `workloadSelector`, and the
+ * `connectionPool` fields Istio has and Weft does not implement. Refused by `validate` with a
+ * reason: `connectionPool.tcp.tcpKeepalive` (Weft sets no keepalive probes on upstream sockets)
+ * and `connectionPool.http.idleTimeout` (the upstream idle timeout is node-wide:
+ * `proxy.upstreamIdleTimeoutMs`), so that no accepted field is silently ignored.
  */
 import { z } from "zod";
-import type { HashPolicy, LoadBalancerConfig } from "../snapshot.ts";
+import type {
+  CircuitBreakerConfig,
+  HashPolicy,
+  LoadBalancerConfig,
+  OutlierDetectionConfig,
+} from "../snapshot.ts";
 import type { KindDefinition } from "./kind.ts";
 import { durationMs, durationSchema, parseDurationMs, type SpecIssue } from "./virtual_service.ts";
 
@@ -35,6 +45,13 @@ export const DEFAULT_MAGLEV_TABLE_SIZE = 65537;
 export const MAXIMUM_MAGLEV_TABLE_SIZE = 5000011;
 /** Linkerd's peak-EWMA decay. */
 export const DEFAULT_PEAK_EWMA_DECAY_MS = 10_000;
+/** Istio's outlier-detection defaults (DestinationRule reference) and Envoy's ejection cap. */
+export const DEFAULT_CONSECUTIVE_5XX_ERRORS = 5;
+export const DEFAULT_CONSECUTIVE_LOCAL_ORIGIN_FAILURES = 5;
+export const DEFAULT_OUTLIER_INTERVAL_MS = 10_000;
+export const DEFAULT_BASE_EJECTION_TIME_MS = 30_000;
+export const DEFAULT_MAX_EJECTION_TIME_MS = 300_000;
+export const DEFAULT_MAX_EJECTION_PERCENT = 10;
 
 export const simpleLoadBalancerSchema = z.enum([
   "UNSPECIFIED",
@@ -193,23 +210,34 @@ function checkTrafficPolicy(p: TrafficPolicy | undefined, path: string, issues: 
   }
   const tcp = p.connectionPool?.tcp;
   checkDuration(tcp?.connectTimeout, `${path}.connectionPool.tcp.connectTimeout`, issues);
-  checkDuration(tcp?.tcpKeepalive?.time, `${path}.connectionPool.tcp.tcpKeepalive.time`, issues);
-  checkDuration(
-    tcp?.tcpKeepalive?.interval,
-    `${path}.connectionPool.tcp.tcpKeepalive.interval`,
-    issues,
-  );
-  checkDuration(
-    p.connectionPool?.http?.idleTimeout,
-    `${path}.connectionPool.http.idleTimeout`,
-    issues,
-  );
-  checkDuration(p.outlierDetection?.interval, `${path}.outlierDetection.interval`, issues);
-  checkDuration(
+  // Accepted by Istio but not implemented by Weft: refused rather than silently ignored.
+  if (tcp?.tcpKeepalive !== undefined) {
+    issues.push({
+      path: `${path}.connectionPool.tcp.tcpKeepalive`,
+      message: "is not supported: Weft sets no TCP keepalive probes on upstream connections",
+    });
+  }
+  if (p.connectionPool?.http?.idleTimeout !== undefined) {
+    issues.push({
+      path: `${path}.connectionPool.http.idleTimeout`,
+      message: "is not supported per host: the upstream idle timeout is node-wide " +
+        "(proxy.upstreamIdleTimeoutMs in the node config)",
+    });
+  }
+  checkPositiveDuration(p.outlierDetection?.interval, `${path}.outlierDetection.interval`, issues);
+  checkPositiveDuration(
     p.outlierDetection?.baseEjectionTime,
     `${path}.outlierDetection.baseEjectionTime`,
     issues,
   );
+}
+
+/** A duration Envoy requires to be above zero (outlier `interval`, `baseEjectionTime`). */
+function checkPositiveDuration(value: string | undefined, path: string, issues: SpecIssue[]) {
+  if (value === undefined) return;
+  const ms = parseDurationMs(value);
+  if (ms === undefined) checkDuration(value, path, issues);
+  else if (ms < 1) issues.push({ path, message: `must be at least 1ms, got "${value}"` });
 }
 
 /** Checks across fields; paths are relative to `spec`. */
@@ -329,4 +357,49 @@ export function loadBalancerConfigOf(
     default:
       return fallback;
   }
+}
+
+/**
+ * The outlier detector of a validated `outlierDetection` setting, with Istio's defaults; undefined
+ * when the policy has none (Istio then configures no outlier detection).
+ */
+export function outlierDetectionConfigOf(
+  settings: OutlierDetectionSettings | undefined,
+): OutlierDetectionConfig | undefined {
+  if (!settings) return undefined;
+  const baseEjectionTimeMs = settings.baseEjectionTime !== undefined
+    ? durationMs(settings.baseEjectionTime)
+    : DEFAULT_BASE_EJECTION_TIME_MS;
+  return {
+    consecutive5xxErrors: settings.consecutive5xxErrors ?? DEFAULT_CONSECUTIVE_5XX_ERRORS,
+    consecutiveGatewayErrors: settings.consecutiveGatewayErrors ?? 0,
+    splitExternalLocalOriginErrors: settings.splitExternalLocalOriginErrors ?? false,
+    consecutiveLocalOriginFailures: settings.consecutiveLocalOriginFailures ??
+      DEFAULT_CONSECUTIVE_LOCAL_ORIGIN_FAILURES,
+    intervalMs: settings.interval !== undefined
+      ? durationMs(settings.interval)
+      : DEFAULT_OUTLIER_INTERVAL_MS,
+    baseEjectionTimeMs,
+    maxEjectionTimeMs: Math.max(DEFAULT_MAX_EJECTION_TIME_MS, baseEjectionTimeMs),
+    // Istio treats 0 as unset.
+    maxEjectionPercent: settings.maxEjectionPercent || DEFAULT_MAX_EJECTION_PERCENT,
+    minHealthPercent: settings.minHealthPercent ?? 0,
+  };
+}
+
+/**
+ * The circuit breaker of a validated `connectionPool` setting; undefined when it sets no limit
+ * (0 and unset both mean unlimited, as in Istio).
+ */
+export function circuitBreakerConfigOf(
+  settings: ConnectionPoolSettings | undefined,
+): CircuitBreakerConfig | undefined {
+  const config: CircuitBreakerConfig = {
+    maxConnections: settings?.tcp?.maxConnections ?? 0,
+    maxPendingRequests: settings?.http?.http1MaxPendingRequests ?? 0,
+    maxRequests: settings?.http?.http2MaxRequests ?? 0,
+    maxRetries: settings?.http?.maxRetries ?? 0,
+    maxRequestsPerConnection: settings?.http?.maxRequestsPerConnection ?? 0,
+  };
+  return Object.values(config).some((v) => v > 0) ? config : undefined;
 }

@@ -40,8 +40,8 @@ const reviews = {
   trafficPolicy: {
     loadBalancer: { simple: "LEAST_REQUEST" },
     connectionPool: {
-      tcp: { maxConnections: 100, connectTimeout: "30ms", tcpKeepalive: { time: "7200s" } },
-      http: { http1MaxPendingRequests: 10, maxRequestsPerConnection: 1, idleTimeout: "1m" },
+      tcp: { maxConnections: 100, connectTimeout: "30ms" },
+      http: { http1MaxPendingRequests: 10, maxRequestsPerConnection: 1 },
     },
     outlierDetection: {
       consecutive5xxErrors: 5,
