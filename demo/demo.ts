@@ -232,6 +232,8 @@ The mesh keeps running. Try:
   curl -x http://127.0.0.1:15001 http://reviews/hello
   curl -H 'Host: ratings' http://127.0.0.1:15001/
   curl -H 'Host: billing.legacy' http://127.0.0.1:15201/      (node-3's outbound)
+  curl -H 'service: stockservice' http://127.0.0.1:15001/     (route-by-header)
+  deno task weft routes
   deno task weft members --admin 127.0.0.1:15000
   deno task weft services
   deno task weft get serviceentries --admin 127.0.0.1:15200
