@@ -173,6 +173,11 @@ export class CircuitBreaker {
     if (i >= 0) this.#pending.splice(i, 1);
   }
 
+  /** Ends every wait (the proxy is stopping): waiters see `granted` resolve false. */
+  cancelPending(): void {
+    for (const waiter of [...this.#pending]) waiter.cancel();
+  }
+
   #handOver(): void {
     const max = this.#limits.maxConnections;
     while (this.#pending.length > 0 && (max === 0 || this.#activeConnections < max)) {

@@ -180,6 +180,11 @@ export class ClusterManager {
     return keys;
   }
 
+  /** Ends every request waiting for a connection slot (on stop: nothing will free one). */
+  cancelPending(): void {
+    for (const state of this.#states.values()) state.breaker?.cancelPending();
+  }
+
   /** The state of a cluster of the current snapshot. */
   get(name: string): ClusterState | undefined {
     return this.#states.get(name);

@@ -8,10 +8,13 @@
  *
  * Per request: parse head -> route (filters/request_plan.ts on the snapshot current at that
  * moment: VirtualService match, redirect, CORS, fault, weighted destination, hash key, rewrite,
- * header edits, mirror) -> cluster balancer pick (cluster.ts) -> pooled connection (pool.ts) ->
- * write head (+ small body in the same write) -> pump request body while reading the response
- * head -> retry when the route's policy says so -> write response head (+ small body) -> pump
- * response body -> return the connection to the pool.
+ * header edits, mirror) -> circuit-breaker admission (breaker.ts: 503 UO, or a wait for a
+ * connection slot) -> cluster balancer pick without ejected endpoints (cluster.ts) -> pooled
+ * connection (pool.ts) -> write head (+ small body in the same write) -> pump request body while
+ * reading the response head -> report the try's outcome to outlier detection (outlier.ts) ->
+ * retry when the route's policy (and `maxRetries`) says so -> write response head (+ small
+ * body) -> pump response body -> return the connection to the pool (unless
+ * `maxRequestsPerConnection` retires it).
  *
  * Routes without filters take the same path as before the filters existed: the checks they
  * add are a few field tests, and no async step is added unless a fault, retries (which need
@@ -26,7 +29,8 @@ import type {
 } from "../lib/mod.ts";
 import type { Clock } from "../lib/mod.ts";
 import type { Balancer, PickContext, PickOutcome } from "./balancer/balancer.ts";
-import type { ClusterManager } from "./cluster.ts";
+import type { CircuitBreaker, PendingConnection } from "./breaker.ts";
+import type { ClusterManager, ClusterState } from "./cluster.ts";
 import type { DeadlineTicker, Expiring } from "./deadlines.ts";
 import {
   copyLines,
@@ -49,6 +53,7 @@ import {
   writeAll,
 } from "./http1.ts";
 import { closeQuietly, type TrackedConnection } from "./listener.ts";
+import type { LocalOriginFailure } from "./outlier.ts";
 import { localReplyBytes, type ResponseFlag } from "./local_reply.ts";
 import { ConnectError, type PoolManager, type UpstreamConnection } from "./pool.ts";
 import { hostKey } from "./router.ts";
@@ -181,6 +186,16 @@ class Http1Session implements Expiring {
   routeDeadline = 0;
   /** The current try's `perTryTimeout` expired (the route deadline had not). */
   tryTimedOut = false;
+  /** State of the cluster the current try went to (outlier reports, breaker). */
+  clusterState: ClusterState | undefined = undefined;
+  /** Circuit-breaker holds of the current request, given back in #finish. */
+  slotOf: CircuitBreaker | null = null;
+  requestOf: CircuitBreaker | null = null;
+  retryOf: CircuitBreaker | null = null;
+  /** Set while the request waits for a connection slot (`maxConnections`). */
+  pending: PendingConnection | null = null;
+  /** The current try's outcome was told to outlier detection. */
+  tryReported = false;
   readonly #keepRequest = (head: Head, i: number): boolean =>
     keepRequestLine(head, i) && !this.plan.dropsRequestLine(head, i);
   readonly #keepResponse = (head: Head, i: number): boolean =>
@@ -275,10 +290,12 @@ class Http1Session implements Expiring {
     this.retry = undefined;
     this.routeDeadline = 0;
     this.tryTimedOut = false;
+    this.clusterState = undefined;
   }
 
   #finish(): void {
     const ctx = this.ctx;
+    if (this.slotOf !== null || this.retryOf !== null) this.#releaseBreaker();
     const durationMs = (this.ended > 0 ? this.ended : ctx.clock.now()) - this.started;
     // Requests on a connection usually go to one cluster: skip the map lookup then.
     let stats = this.stats;
@@ -441,7 +458,31 @@ class Http1Session implements Expiring {
     const req = this.req;
     this.clusterName = cluster.name;
     const state = ctx.clusters.get(cluster.name);
-    const endpoint = state?.balancer.pick(pick);
+    const breaker = state?.breaker;
+    if (breaker !== undefined && this.slotOf === null) {
+      // Circuit breaker (DestinationRule connectionPool): a connection slot, then a request.
+      const slot = breaker.acquireConnection();
+      if (slot === false) return this.#localReply(503, "UO", "upstream overflow", false);
+      if (slot !== true) {
+        return this.#queueThenDispatch(
+          slot,
+          cluster,
+          timeoutMs,
+          snapshot,
+          path,
+          authority,
+          pick,
+          start,
+        );
+      }
+      this.slotOf = breaker;
+      if (!breaker.tryStartRequest()) {
+        return this.#localReply(503, "UO", "upstream overflow", false);
+      }
+      this.requestOf = breaker;
+    }
+    this.clusterState = state;
+    const endpoint = state?.pick(pick);
     if (!state || !endpoint) return this.#localReply(503, "UH", "no healthy upstream", false);
     this.endpoint = endpoint;
 
@@ -474,6 +515,70 @@ class Http1Session implements Expiring {
     }
     // No async frame of its own: #exchange releases the pick when it ends.
     return this.#exchange(headBytes, endpoint, cluster, snapshot, state.balancer);
+  }
+
+  /**
+   * Waits (bounded by the route timeout) for a connection slot of the cluster's circuit
+   * breaker, then dispatches; 503 UO when the request cannot be admitted after all.
+   */
+  async #queueThenDispatch(
+    waiter: PendingConnection,
+    cluster: ClusterConfig,
+    timeoutMs: number,
+    snapshot: Snapshot,
+    path: string,
+    authority: string | null,
+    pick: PickContext,
+    start: number,
+  ): Promise<boolean> {
+    const ctx = this.ctx;
+    if (timeoutMs > 0) {
+      this.deadline = this.routeDeadline = start + timeoutMs;
+      ctx.deadlines.arm();
+    }
+    this.pending = waiter;
+    const granted = await waiter.granted;
+    this.pending = null;
+    if (granted) this.slotOf = waiter.breaker;
+    if (this.timedOut) return this.#localReply(504, "UT", "upstream request timeout", false);
+    if (!granted || !waiter.breaker.tryStartRequest()) {
+      return this.#localReply(503, "UO", "upstream overflow", false);
+    }
+    this.requestOf = waiter.breaker;
+    // The parsed head still points into the read buffer, which nothing has read into since.
+    return this.#dispatch(cluster, timeoutMs, snapshot, path, authority, pick, start);
+  }
+
+  /** Gives back what the request holds of a circuit breaker. */
+  #releaseBreaker(): void {
+    this.requestOf?.endRequest();
+    this.retryOf?.endRetry();
+    this.slotOf?.releaseConnection();
+    this.slotOf = this.requestOf = this.retryOf = null;
+  }
+
+  /** Admits a retry under the breaker's `maxRetries` (one retry slot per request). */
+  #startRetry(): boolean {
+    const breaker = this.clusterState?.breaker;
+    if (breaker === undefined || this.retryOf !== null) return true;
+    if (!breaker.tryStartRetry()) return false;
+    this.retryOf = breaker;
+    return true;
+  }
+
+  /** Tells outlier detection how a try ended: a response status or a local failure. */
+  #reportTry(endpoint: EndpointConfig, failure: UpstreamFailure | null): void {
+    this.tryReported = true;
+    const state = this.clusterState;
+    if (state === undefined || state.outlier === undefined) return;
+    if (failure === null) {
+      state.report(endpoint, this.res.status);
+      return;
+    }
+    let kind: LocalOriginFailure = "reset";
+    if (failure.flag === "UF") kind = "connect";
+    else if (failure.flag === "UT") kind = "timeout";
+    state.report(endpoint, 0, kind);
   }
 
   /**
@@ -580,6 +685,7 @@ class Http1Session implements Expiring {
     if (routeExpired || this.retry === undefined) this.timedOut = true;
     else this.tryTimedOut = true;
     this.upstream?.close();
+    this.pending?.cancel();
   }
 
   /** Upstream request head (and a small fully-buffered body) as bytes ready to write. */
@@ -663,6 +769,7 @@ class Http1Session implements Expiring {
       let tryStarted = this.started;
 
       for (let tryIndex = 0;; tryIndex++) {
+        this.tryReported = false;
         if (perTryMs > 0) {
           tryStarted = ctx.clock.now();
           this.tryTimedOut = false;
@@ -752,6 +859,7 @@ class Http1Session implements Expiring {
           }
         }
 
+        this.#reportTry(endpoint, failure);
         if (failure === null) {
           // A response head arrived: retry on its status, or relay it.
           if (retry === undefined) break;
@@ -761,6 +869,8 @@ class Http1Session implements Expiring {
             this.flag = "URX";
             break;
           }
+          // maxRetries reached: no retry, this answer stands (Envoy's retry overflow).
+          if (!this.#startRetry()) break;
           // Drop this answer: its body is not read, so the connection cannot be reused.
           up!.close();
           pool.release(up!, false, 0);
@@ -768,7 +878,7 @@ class Http1Session implements Expiring {
         } else {
           const retriable = retry !== undefined && result !== null &&
             retriableResult(retry, result);
-          if (!retriable || tryIndex >= retry!.attempts) {
+          if (!retriable || tryIndex >= retry!.attempts || !this.#startRetry()) {
             const flag = retriable && failure.flag !== "UT" ? "URX" : failure.flag;
             return await this.#localReply(failure.status, flag, failure.message, false);
           }
@@ -785,7 +895,8 @@ class Http1Session implements Expiring {
           return await this.#localReply(504, "UT", "upstream request timeout", false);
         }
         const state = ctx.clusters.get(cluster.name);
-        const next = state?.balancer.pick(this.plan.pick);
+        this.clusterState = state;
+        const next = state?.pick(this.plan.pick);
         if (!state || !next) return await this.#localReply(503, "UH", "no healthy upstream", false);
         balancer = state.balancer;
         endpoint = next;
@@ -857,7 +968,9 @@ class Http1Session implements Expiring {
         upstreamOk = false;
         keepClient = false;
       }
-      const reusable = upstreamOk && !res.close && upReader.buffered === 0 && !this.timedOut;
+      const breaker = this.clusterState?.breaker;
+      const reusable = upstreamOk && !res.close && upReader.buffered === 0 && !this.timedOut &&
+        (breaker === undefined || breaker.reusable(up.uses + 1));
       this.upstream = null;
       pool.release(up, reusable, tuning.maxIdlePerEndpoint);
       return keepClient;
@@ -865,6 +978,10 @@ class Http1Session implements Expiring {
       failed = true;
       throw err;
     } finally {
+      // A try ended by the route timeout, before its outcome was known, is an endpoint timeout.
+      if (!this.tryReported && this.flag === "UT") {
+        this.#reportTry(endpoint, new UpstreamFailure("UT", 504, "", false));
+      }
       if (!released) {
         this.#release(balancer, endpoint, !failed && this.status > 0 && this.status < 500);
       } else {

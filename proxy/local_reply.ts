@@ -32,7 +32,9 @@ export type ResponseFlag =
   /** Request delayed by fault injection. */
   | "DI"
   /** Retries exhausted: the last try's failure is what the client got. */
-  | "URX";
+  | "URX"
+  /** Upstream overflow: a circuit breaker (DestinationRule connectionPool) refused it. */
+  | "UO";
 
 /** Flags in a fixed order, so metrics can index cached children by number. */
 export const responseFlags: readonly ResponseFlag[] = [
@@ -49,6 +51,7 @@ export const responseFlags: readonly ResponseFlag[] = [
   "FI",
   "DI",
   "URX",
+  "UO",
 ];
 
 const statusText: Record<number, string> = {

@@ -68,7 +68,7 @@ export class Proxy {
     this.#logger = options.logger;
     this.#clock = options.clock ?? realClock;
     this.#metrics = new ProxyMetrics(options.metrics);
-    this.#clusters = new ClusterManager(this.#logger);
+    this.#clusters = new ClusterManager(this.#logger, this.#clock);
     this.#deadlines = new DeadlineTicker(this.#clock);
     const opened = this.#metrics.upstreamOpened;
     this.#pools = new PoolManager(this.#clock, (endpoint) => opened.with({ endpoint }));
@@ -180,6 +180,8 @@ export class Proxy {
       for (const l of this.#listeners) {
         await l.waitIdle(Math.max(0, deadline - this.#clock.now()));
       }
+      // Requests still queued by a circuit breaker would wait for a slot forever.
+      this.#clusters.cancelPending();
       await Promise.all(this.#listeners.map((l) => l.closeAll()));
     }
     await this.#mirrors.close();
