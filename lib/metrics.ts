@@ -150,8 +150,19 @@ export class Registry {
   histogram(name: string, help: string, bounds?: readonly number[]): Histogram {
     return this.#get(name, () => new Histogram(name, help, bounds));
   }
+  readonly #collectors: (() => void)[] = [];
+
+  /**
+   * Registers a function run before each render, to copy state that is cheaper to read at
+   * scrape time than to count on the hot path (e.g. per-cluster breaker counts).
+   */
+  addCollector(collect: () => void): void {
+    this.#collectors.push(collect);
+  }
+
   /** Prometheus text exposition format 0.0.4. */
   render(): string {
+    for (const collect of this.#collectors) collect();
     const out: string[] = [];
     for (const f of this.#families.values()) f.render(out);
     return out.join("\n") + "\n";

@@ -149,6 +149,11 @@ export class ClusterManager {
     return new RoundRobinBalancer();
   }
 
+  /** Every cluster state with its name (for metrics collected at scrape time). */
+  entries(): IterableIterator<[string, ClusterState]> {
+    return this.#states.entries();
+  }
+
   /** Brings states in line with `snapshot`; returns every endpoint key still in use. */
   sync(snapshot: Snapshot): Set<string> {
     const keys = new Set<string>();

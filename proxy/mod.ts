@@ -47,6 +47,51 @@ export interface ProxyAddresses {
   inbound: HostPort;
 }
 
+/**
+ * Outlier-detection and circuit-breaker counts per cluster, copied into gauges at scrape time
+ * so the request path only bumps the detector's and breaker's own fields.
+ */
+function collectResilienceMetrics(metrics: Registry, clusters: ClusterManager): void {
+  const ejected = metrics.gauge(
+    "weft_outlier_ejected_endpoints",
+    "Endpoints ejected now by outlier detection.",
+  );
+  const ejections = metrics.gauge(
+    "weft_outlier_ejections",
+    "Ejections made by outlier detection since start (a count).",
+  );
+  const active = metrics.gauge(
+    "weft_cluster_active_requests",
+    "Upstream requests in flight per cluster (circuit breaker view).",
+  );
+  const pending = metrics.gauge(
+    "weft_cluster_pending_requests",
+    "Requests waiting for an upstream connection per cluster.",
+  );
+  const overflow = metrics.gauge(
+    "weft_circuit_breaker_overflows",
+    "Requests refused or delayed by a circuit breaker limit since start (a count).",
+  );
+  metrics.addCollector(() => {
+    for (const [cluster, state] of clusters.entries()) {
+      if (state.outlier) {
+        const o = state.outlier.stats;
+        ejected.with({ cluster }).set(o.ejectedNow);
+        ejections.with({ cluster }).set(o.ejectionsTotal);
+      }
+      if (state.breaker) {
+        const b = state.breaker.stats;
+        active.with({ cluster }).set(b.activeRequests);
+        pending.with({ cluster }).set(b.pendingRequests);
+        overflow.with({ cluster, limit: "max_requests" }).set(b.requestOverflows);
+        overflow.with({ cluster, limit: "max_pending_requests" }).set(b.pendingOverflows);
+        overflow.with({ cluster, limit: "max_connections" }).set(b.connectionOverflows);
+        overflow.with({ cluster, limit: "max_retries" }).set(b.retryOverflows);
+      }
+    }
+  });
+}
+
 /** The HTTP/1.1 data plane of one node. */
 export class Proxy {
   #snapshot: Snapshot;
@@ -76,6 +121,7 @@ export class Proxy {
     this.#accessLog = options.accessLog ??
       (logger.enabled("debug") ? (e) => logger.debug("access", { ...e }) : undefined);
     this.#clusters.sync(this.#snapshot);
+    collectResilienceMetrics(options.metrics, this.#clusters);
   }
 
   /**

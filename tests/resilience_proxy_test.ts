@@ -102,6 +102,10 @@ Deno.test("a failing endpoint is ejected after consecutive 5xx and returns after
       }
     }
     assertEquals(failures, 3);
+    assert(
+      /weft_outlier_ejected_endpoints\{[^}]*\} 1/.test(p.metrics.render()),
+      "the ejection is visible in metrics",
+    );
     const ejectedAt = performance.now();
     const seenByBad = bad.requests.length;
     for (let i = 0; i < 10; i++) {
@@ -193,6 +197,10 @@ Deno.test("maxRequests answers extra concurrent requests with 503 UO", async () 
     assert(
       /weft_requests_total\{[^}]*code="503"[^}]*flag="UO"[^}]*\} 2/.test(p.metrics.render()),
       "UO replies are counted in metrics",
+    );
+    assert(
+      /weft_circuit_breaker_overflows\{[^}]*limit="max_requests"[^}]*\} 2/.test(p.metrics.render()),
+      "the breaker's overflow count is exported",
     );
   } finally {
     slow.release();
