@@ -40,9 +40,14 @@ export const opsSpecs: Record<string, CommandSpec> = {
   },
   routes: {
     name: "routes",
-    usage: "weft routes [--admin HOST:PORT] [-o json]",
-    summary: "Show the compiled routing table this node uses.",
-    flags: [...common],
+    usage: "weft routes [--node NAME] [--admin HOST:PORT] [-o json]",
+    summary: "Show the compiled routing table a node uses (this node, or --node NAME).",
+    flags: [...common, {
+      name: "node",
+      kind: "string",
+      value: "NAME",
+      help: "ask another member, at the admin address it advertises",
+    }],
   },
   status: {
     name: "status",
@@ -58,6 +63,7 @@ interface MemberRow {
   address: string;
   state: string;
   incarnation: number;
+  admin: string;
   services?: { name: string; port: number; labels?: Record<string, string> }[];
 }
 
@@ -76,10 +82,25 @@ function outputFormat(args: ParsedArgs): "table" | "json" {
   return o;
 }
 
+/** The admin API a member advertises, looked up through the node at `base`. */
+async function adminOfMember(base: string, name: string): Promise<string> {
+  const { members } = await adminCall(base, "GET", "/v1/members") as { members: MemberRow[] };
+  const m = members.find((x) => x.name === name);
+  if (!m) {
+    throw new UserError(
+      `--node: no member named "${name}" (members: ${members.map((x) => x.name).join(", ")})`,
+    );
+  }
+  if (m.state !== "alive") throw new UserError(`--node: member "${name}" is ${m.state}`);
+  return adminBase(m.admin);
+}
+
 /** Runs one of the read-only commands and returns its output text. */
 export async function runOps(command: string, args: ParsedArgs): Promise<string> {
   const format = outputFormat(args);
-  const base = adminBase(stringFlag(args, "admin"));
+  let base = adminBase(stringFlag(args, "admin"));
+  const node = stringFlag(args, "node");
+  if (node !== undefined) base = await adminOfMember(base, node);
   const path = {
     members: "/v1/members",
     services: "/v1/services",

@@ -57,6 +57,8 @@ export interface MemberJson {
   state: MemberState;
   incarnation: number;
   services: ServiceMeta[];
+  /** The member's admin API, so operators can ask it directly (`weft routes --node`). */
+  admin: string;
 }
 
 /** The `GET /v1/members` shape of a member. */
@@ -68,5 +70,6 @@ export function memberJson(m: MemberView): MemberJson {
     state: m.state,
     incarnation: m.incarnation,
     services: m.metadata.services,
+    admin: m.metadata.adminAddr,
   };
 }

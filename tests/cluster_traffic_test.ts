@@ -85,6 +85,27 @@ Deno.test("a 90/10 canary splits traffic across nodes by subset", async () => {
       return r.outbound.some((h) => h.host === "reviews" && h.routes[0]?.virtualService);
     }, 5000);
 
+    // `weft routes --node c0`, asked through c2, shows the routing table c0 uses.
+    const routes = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-all",
+        new URL("../main.ts", import.meta.url).pathname,
+        "routes",
+        "--node",
+        "c0",
+        "--admin",
+        agents[2].admin,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assertEquals(routes.code, 0, new TextDecoder().decode(routes.stderr));
+    assertMatch(
+      new TextDecoder().decode(routes.stdout),
+      /reviews\s.*outbound\|reviews\|v1 90%.*outbound\|reviews\|v2 10%/,
+    );
+
     const n = 600;
     const counts: Record<string, number> = {};
     for (let i = 0; i < n; i++) {
