@@ -10,6 +10,7 @@
  * the same pooled upstream client) as a fourth target.
  * Internal: `--serve-weft PORT` / `--serve-alternative PORT` run the proxy processes.
  */
+import { freePort, hasCommand, median, waitForPort } from "./support.ts";
 import { CounterChild, realClock, Registry, silentLogger } from "../lib/mod.ts";
 import { headerName, headerValue, newHead, parseHead } from "../proxy/head.ts";
 import { encoder, hopByHopHeaders, pumpLength, writeAll } from "../proxy/http1.ts";
@@ -88,17 +89,11 @@ function serveAlternative(upstreamPort: number): void {
   });
 }
 
-async function which(cmd: string): Promise<boolean> {
-  const r = await new Deno.Command("sh", { args: ["-c", `command -v ${cmd}`], stdout: "null" })
-    .output();
-  return r.success;
-}
-
 async function ensureTools(): Promise<{ wrk: string; nginx: string }> {
-  const wrk = (await which("wrk")) ? "wrk" : "";
-  const nginx = (await which("nginx"))
+  const wrk = (await hasCommand("wrk")) ? "wrk" : "";
+  const nginx = (await hasCommand("nginx"))
     ? "nginx"
-    : (await which("/usr/sbin/nginx"))
+    : (await hasCommand("/usr/sbin/nginx"))
     ? "/usr/sbin/nginx"
     : "";
   if (!wrk || !nginx) {
@@ -108,27 +103,7 @@ async function ensureTools(): Promise<{ wrk: string; nginx: string }> {
       if (!r.success) throw new Error(`apt-get ${a.join(" ")} failed`);
     }
   }
-  return { wrk: "wrk", nginx: (await which("nginx")) ? "nginx" : "/usr/sbin/nginx" };
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = l.addr.port;
-  l.close();
-  return port;
-}
-
-async function waitForPort(port: number, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      return;
-    } catch {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  throw new Error(`port ${port} did not open within ${ms} ms`);
+  return { wrk: "wrk", nginx: (await hasCommand("nginx")) ? "nginx" : "/usr/sbin/nginx" };
 }
 
 function nginxConfig(
@@ -215,11 +190,6 @@ function cpuMs(pids: number[]): number {
     }
   }
   return ticks * 10;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
 async function main(): Promise<void> {

@@ -11,6 +11,7 @@
  * Run: `deno run --allow-all bench/routing.ts` (add `--quick` for a short run, `--no-proxy` to
  * skip the wrk part, `--proxy-only` for only it). Internal: `--serve-proxy UPSTREAM_PORT` runs the proxy child process.
  */
+import { freePort, hasCommand, median, waitForPort } from "./support.ts";
 import {
   compileSnapshot,
   type LoadBalancerConfig,
@@ -238,32 +239,6 @@ async function serveProxy(upstreamPort: number): Promise<void> {
   Deno.addSignalListener("SIGINT", stop);
 }
 
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = l.addr.port;
-  l.close();
-  return port;
-}
-
-async function waitForPort(port: number, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      return;
-    } catch {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  throw new Error(`port ${port} did not open within ${ms} ms`);
-}
-
-async function hasCommand(cmd: string): Promise<boolean> {
-  const r = await new Deno.Command("sh", { args: ["-c", `command -v ${cmd}`], stdout: "null" })
-    .output();
-  return r.success;
-}
-
 async function wrkRps(port: number, host: string, seconds: number): Promise<number> {
   const args = ["-t1", "-c32", `-d${seconds}s`, "-H", `Host: ${host}`, `http://127.0.0.1:${port}/`];
   const out = await new Deno.Command("wrk", { args, stdout: "piped", stderr: "piped" }).output();
@@ -271,11 +246,6 @@ async function wrkRps(port: number, host: string, seconds: number): Promise<numb
   const errors = /Non-2xx or 3xx responses: (\d+)/.exec(text)?.[1];
   if (errors) console.error(`  warning: ${errors} non-2xx responses for host ${host}`);
   return Number(/Requests\/sec:\s+([\d.]+)/.exec(text)?.[1] ?? NaN);
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
 async function proxyThroughput(): Promise<void> {
