@@ -455,7 +455,8 @@ function isUnspecified(host: string): boolean {
 export function servicesView(snap: Snapshot): unknown[] {
   const out = [];
   for (const c of snap.clusters.values()) {
-    if (!c.name.startsWith("outbound|")) continue;
+    // Subset clusters repeat their host's endpoints; `weft routes` shows them.
+    if (!c.name.startsWith("outbound|") || c.subset !== undefined) continue;
     out.push({
       name: c.service,
       protocol: c.protocol,
