@@ -30,6 +30,11 @@ export class MockNetwork {
   streamLoss = 0;
   /** One-way delay of every delivery. */
   latencyMs = 1;
+  /**
+   * Extra delay before a node handles what reaches it, by address: models an overloaded
+   * node whose event loop runs late (the case Lifeguard's local health score is for).
+   */
+  readonly processingDelayMs = new Map<string, number>();
   /** Datagrams handed to the network and delivered, for assertions. */
   sent = 0;
   delivered = 0;
@@ -96,7 +101,7 @@ export class MockTransport implements Transport {
       if (!dest || dest.#closed) return;
       this.net.delivered++;
       dest.#packetHandler(this.addr, copy);
-    }, this.net.latencyMs);
+    }, this.net.latencyMs + (this.net.processingDelayMs.get(to) ?? 0));
   }
 
   onPacket(handler: (from: string, bytes: Uint8Array) => void): void {
@@ -135,10 +140,10 @@ export class MockTransport implements Transport {
           (reply) =>
             clock.setTimeout(() => {
               if (this.net.reachable(to, this.addr)) finish(() => resolve(reply));
-            }, this.net.latencyMs),
+            }, this.net.latencyMs + (this.net.processingDelayMs.get(this.addr) ?? 0)),
           (err) => finish(() => reject(err)),
         );
-      }, this.net.latencyMs);
+      }, this.net.latencyMs + (this.net.processingDelayMs.get(to) ?? 0));
     });
   }
 

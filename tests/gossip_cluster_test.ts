@@ -234,3 +234,33 @@ Deno.test("a restarted node replaces its old entry by id, or refutes with the sa
     await c.stopAll();
   }
 });
+
+Deno.test("an overloaded node raises its own health score instead of killing healthy members", async () => {
+  const c = await joinedCluster(5);
+  try {
+    const events = recordEvents(c);
+    const slow = c.nodes.get("n4")!;
+    // n4 handles everything 1.5 s late: longer than a whole 1 s probe period, so every ack
+    // it waits for looks missing to it, and its own pings are answered too late for others.
+    c.net.processingDelayMs.set(slow.addr, 1500);
+    let peakScore = 0;
+    for (let t = 0; t < 60_000; t += 500) {
+      await c.run(500);
+      peakScore = Math.max(peakScore, slow.node.healthScore);
+    }
+    assert(peakScore > 0, "Lifeguard's local health score rose on the slow node");
+    const deaths = events.filter((e) => e.includes(":dead:"));
+    assertEquals(deaths, [], "no member was declared dead");
+    // Healthy members never lost each other.
+    for (const observer of ["n0", "n1", "n2", "n3"]) {
+      for (const subject of ["n0", "n1", "n2", "n3"]) {
+        assertEquals(c.stateOf(observer, subject), "alive", `${observer} sees ${subject}`);
+      }
+    }
+    // Once the node recovers, its score decays back to healthy.
+    c.net.processingDelayMs.delete(slow.addr);
+    await c.until(() => slow.node.healthScore === 0, 120_000);
+  } finally {
+    await c.stopAll();
+  }
+});
