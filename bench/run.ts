@@ -4,8 +4,13 @@
  * starts and stops its own processes). Names: http_proxy, membership, policy_propagation,
  * routing. Without names, all of them.
  */
+import { ensureCommands } from "./support.ts";
 const all = ["http_proxy", "routing", "membership", "policy_propagation"];
 const chosen = Deno.args.length > 0 ? Deno.args : all;
+const missing = await ensureCommands({ wrk: "wrk", nginx: "nginx-light", serf: "serf" });
+if (missing.length > 0) {
+  console.error(`bench: still missing ${missing.join(", ")}; some figures will be skipped`);
+}
 let failed = 0;
 for (const name of chosen) {
   if (!all.includes(name)) {

@@ -39,3 +39,33 @@ export function median(xs: number[]): number {
   const mid = s.length >> 1;
   return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
+
+/**
+ * Installs the Debian packages that provide `commands` when any is missing (benchmarks run as
+ * root on the project's machines); returns the commands still missing afterwards.
+ */
+export async function ensureCommands(packages: Record<string, string>): Promise<string[]> {
+  const missing: string[] = [];
+  for (const cmd of Object.keys(packages)) {
+    if (!(await hasCommand(cmd)) && !(await hasCommand(`/usr/sbin/${cmd}`))) missing.push(cmd);
+  }
+  if (missing.length === 0) return [];
+  console.error(`installing ${missing.map((c) => packages[c]).join(", ")} with apt-get`);
+  for (
+    const args of [["update", "-qq"], [
+      "install",
+      "-y",
+      "-qq",
+      ...missing.map((c) => packages[c]),
+    ]]
+  ) {
+    const r = await new Deno.Command("apt-get", { args, stdout: "null", stderr: "null" }).output()
+      .catch(() => undefined);
+    if (!r?.success) break;
+  }
+  const still: string[] = [];
+  for (const cmd of missing) {
+    if (!(await hasCommand(cmd)) && !(await hasCommand(`/usr/sbin/${cmd}`))) still.push(cmd);
+  }
+  return still;
+}
