@@ -24,6 +24,8 @@ export const enum Kind {
   ContentLength,
   TransferEncoding,
   Connection,
+  /** Hop-by-hop like Drop, but its value is read: an upgrade request keeps it. */
+  Upgrade,
 }
 
 /** A parsed head. Offsets index `buf`; `names`/`values` are only filled by `headerList`. */
@@ -64,6 +66,12 @@ export interface Head {
   hasForwardedProto: boolean;
   requestId: string;
   destination: string;
+  /**
+   * The protocol(s) of `Upgrade` when `Connection` lists `upgrade` (HTTP/1.1 only), else "".
+   * Requests asking for `h2c` get "" (Envoy strips h2c upgrades too): the proxy routes each
+   * request itself rather than handing the connection to one upstream.
+   */
+  upgrade: string;
 }
 
 /** An empty head; heads are reused per connection. */
@@ -93,6 +101,7 @@ export function newHead(): Head {
     hasForwardedProto: false,
     requestId: "",
     destination: "",
+    upgrade: "",
   };
 }
 
@@ -116,7 +125,8 @@ function classify(buf: Uint8Array, p: number, len: number): Kind {
     case 4:
       return nameIs(buf, p, "host") ? Kind.Host : Kind.Other;
     case 7:
-      return nameIs(buf, p, "trailer") || nameIs(buf, p, "upgrade") ? Kind.Drop : Kind.Other;
+      if (nameIs(buf, p, "upgrade")) return Kind.Upgrade;
+      return nameIs(buf, p, "trailer") ? Kind.Drop : Kind.Other;
     case 10:
       if (nameIs(buf, p, "connection")) return Kind.Connection;
       return nameIs(buf, p, "keep-alive") ? Kind.Drop : Kind.Other;
@@ -234,6 +244,7 @@ export function parseHead(
   let contentLength = -1;
   let transferEncoding: string | null = null;
   let connection: string | null = null;
+  let upgrade: string | null = null;
   let count = 0;
   const { lineStart, lineEnd, nameEnd, kind } = head;
   let pos = lf + 1;
@@ -311,6 +322,11 @@ export function parseHead(
           connection = connection === null ? v : `${connection}, ${v}`;
           break;
         }
+        case Kind.Upgrade: {
+          const v = text(buf, vs, ve);
+          upgrade = upgrade === null ? v : `${upgrade}, ${v}`;
+          break;
+        }
       }
     }
     pos = lf + 1;
@@ -318,14 +334,24 @@ export function parseHead(
   head.count = count;
   if (lf + 1 !== end) throw new ProtocolError("malformed head end");
 
+  head.upgrade = "";
   if (connection !== null) {
+    let connectionUpgrade = false;
     for (const raw of connection.split(",")) {
       const token = raw.trim().toLowerCase();
       if (token === "close") head.close = true;
       else if (token === "keep-alive") {
         if (head.minor === 0) head.close = false;
+      } else if (token === "upgrade") {
+        // Not a connection token: `Upgrade` is hop-by-hop by its kind already, so lines
+        // need no name lookup for it.
+        connectionUpgrade = true;
       } else if (token !== "") (head.connectionTokens ??= []).push(token);
     }
+    if (
+      connectionUpgrade && upgrade !== null && upgrade !== "" && head.minor === 1 &&
+      !(isRequest && upgrade.toLowerCase() === "h2c")
+    ) head.upgrade = upgrade;
   }
   head.contentLength = 0;
   if (transferEncoding !== null) {
@@ -440,7 +466,8 @@ export function keepRequestLine(head: Head, i: number): boolean {
     case Kind.XRequestId:
       return true;
     default:
-      // Hop-by-hop, framing (re-emitted), x-forwarded-for (rewritten), x-weft-destination.
+      // Hop-by-hop (an upgrade re-emits Connection and Upgrade), framing (re-emitted),
+      // x-forwarded-for (rewritten), x-weft-destination.
       return false;
   }
 }
@@ -449,6 +476,7 @@ export function keepRequestLine(head: Head, i: number): boolean {
 export function keepResponseLine(head: Head, i: number): boolean {
   switch (head.kind[i]) {
     case Kind.Drop:
+    case Kind.Upgrade:
     case Kind.ContentLength:
     case Kind.TransferEncoding:
     case Kind.Connection:

@@ -19,6 +19,11 @@
  * Routes without filters take the same path as before the filters existed: the checks they
  * add are a few field tests, and no async step is added unless a fault, retries (which need
  * the small request body in hand) or a mirror ask for it.
+ *
+ * Upgrade requests (`Connection: upgrade` + `Upgrade`, flagged by the head parse as
+ * `head.upgrade`) leave this path after the pick: a dedicated upstream connection, one try,
+ * and after a `101` a byte tunnel with an idle timeout instead of the route timeout
+ * (#upgrade, #tunnel), as Envoy's `upgrade_configs` do.
  */
 import type {
   ClusterConfig,
@@ -27,7 +32,7 @@ import type {
   RouteRetryPolicy,
   Snapshot,
 } from "../lib/mod.ts";
-import type { Clock } from "../lib/mod.ts";
+import type { Clock, TimerId } from "../lib/mod.ts";
 import type { Balancer, PickContext, PickOutcome } from "./balancer/balancer.ts";
 import type { CircuitBreaker, PendingConnection } from "./breaker.ts";
 import type { ClusterManager, ClusterState } from "./cluster.ts";
@@ -491,6 +496,10 @@ class Http1Session implements Expiring {
       this.deadline = this.routeDeadline = start + timeoutMs;
       ctx.deadlines.arm();
     }
+    // WebSocket and other upgrades: one try on a connection of their own, never mirrored.
+    if (req.upgrade !== "") {
+      return this.#upgrade(headBytes, endpoint, cluster, snapshot, state.balancer);
+    }
     const mirror = this.plan.mirrorCluster;
     if (ctx.kind === "outbound" && (this.retry !== undefined || mirror !== undefined)) {
       const mirrorHead = mirror === undefined ? "" : this.#mirrorHead(mirror, path, authority);
@@ -723,6 +732,7 @@ class Http1Session implements Expiring {
       h += `x-request-id: ${this.requestId}\r\n`;
     }
     if (endpoint.viaInbound) h += `x-weft-destination: ${cluster.service}\r\n`;
+    if (req.upgrade !== "") h += `connection: upgrade\r\nupgrade: ${req.upgrade}\r\n`;
     if (req.framing === Framing.Length) h += `content-length: ${req.contentLength}\r\n\r\n`;
     else if (req.framing === Framing.Chunked) h += "transfer-encoding: chunked\r\n\r\n";
     else h += "\r\n";
@@ -989,6 +999,211 @@ class Http1Session implements Expiring {
         this.ended = this.ctx.clock.now();
       }
     }
+  }
+
+  /**
+   * An upgrade request (WebSocket or another HTTP/1.1 `Upgrade`), like Envoy's
+   * `upgrade_configs`: the head goes to the endpoint on a connection of its own, never taken
+   * from nor returned to the pool. A `101` is relayed and the two sockets are joined
+   * (#tunnel); any other answer is relayed as a normal response and the upstream connection
+   * closed. One try: retries and mirrors do not apply (fault delay and abort ran before).
+   * The route timeout covers the handshake only.
+   */
+  async #upgrade(
+    headBytes: Uint8Array,
+    endpoint: EndpointConfig,
+    cluster: ClusterConfig,
+    snapshot: Snapshot,
+    balancer: Balancer,
+  ): Promise<boolean> {
+    const ctx = this.ctx;
+    this.retry = undefined;
+    const pool = ctx.pools.pool(endpoint.key, endpoint.hostname, endpoint.port);
+    let up: UpstreamConnection | null = null;
+    let released = false;
+    let failed = false;
+    try {
+      try {
+        up = await pool.connect(cluster.connectTimeoutMs);
+      } catch (err) {
+        if (this.timedOut) {
+          return await this.#localReply(504, "UT", "upstream request timeout", false);
+        }
+        const timedOut = err instanceof ConnectError && err.timedOut;
+        const message = timedOut ? "upstream connect timeout" : "upstream connect error";
+        this.#reportTry(endpoint, new UpstreamFailure("UF", 502, message, false));
+        return await this.#localReply(502, "UF", message, false);
+      }
+      if (this.timedOut) {
+        return await this.#localReply(504, "UT", "upstream request timeout", false);
+      }
+      this.upstream = up;
+      let bodyPump: Promise<void> | null = null;
+      try {
+        await this.#sendRest(up, headBytes);
+        if (!this.reqBodyDone) bodyPump = this.#pumpRequestBody(up);
+        for (let interim = 0;; interim++) {
+          let headEnd: number;
+          try {
+            headEnd = await up.reader.readHeadEnd();
+          } catch (err) {
+            throw this.#readFailure(err, true, interim);
+          }
+          if (this.#acceptResponseHead(up, headEnd, true, interim)) break;
+          await writeAll(this.conn, this.#buildResponseHead(this.res, true, true).view())
+            .catch(() => {});
+        }
+      } catch (err) {
+        if (!(err instanceof UpstreamFailure)) throw err;
+        up.close();
+        if (bodyPump) await bodyPump;
+        const failure = this.timedOut
+          ? new UpstreamFailure("UT", 504, "upstream request timeout", false)
+          : err;
+        this.#reportTry(endpoint, failure);
+        if (this.headSent) return false;
+        return await this.#localReply(failure.status, failure.flag, failure.message, false);
+      }
+      this.#reportTry(endpoint, null);
+      if (this.res.status !== 101) return await this.#relayRefusal(up, bodyPump);
+      // Switched: the pick's outcome is the handshake's (a tunnel's lifetime is no latency),
+      // and from here on only the idle timeout applies.
+      released = true;
+      this.#release(balancer, endpoint, true);
+      this.ended = 0;
+      this.routeDeadline = 0;
+      return await this.#tunnel(up, bodyPump, snapshot.tuning.upstreamIdleTimeoutMs);
+    } catch (err) {
+      failed = true;
+      throw err;
+    } finally {
+      if (up !== null) {
+        this.upstream = null;
+        pool.release(up, false, 0);
+      }
+      if (!released) {
+        this.#release(balancer, endpoint, !failed && this.status > 0 && this.status < 500);
+      }
+    }
+  }
+
+  /** Relays an upstream's refusal of an upgrade (any final status but 101) as a response. */
+  async #relayRefusal(up: UpstreamConnection, bodyPump: Promise<void> | null): Promise<boolean> {
+    const req = this.req;
+    const res = this.res;
+    const noBody = req.method === "HEAD" || res.status === 204 || res.status === 304;
+    const resFraming = noBody ? Framing.None : res.framing;
+    let keepClient = !req.close && !this.ctx.draining && resFraming !== Framing.UntilClose &&
+      this.reqBodyDone;
+    const bytes = this.#buildResponseHead(res, keepClient, false).view();
+    this.status = res.status;
+    this.headSent = true;
+    try {
+      await writeAll(this.conn, bytes);
+      if (resFraming === Framing.Length) {
+        await pumpLength(up.reader, this.conn, res.contentLength);
+      } else if (resFraming === Framing.Chunked) {
+        await pumpChunked(up.reader, this.conn, this.resScanner);
+      } else if (resFraming === Framing.UntilClose) await pumpUntilClose(up.reader, this.conn);
+    } catch (err) {
+      keepClient = false;
+      if (this.timedOut) this.flag = "UT";
+      else if (err instanceof PipeError && err.side === "dst") this.flag = "DC";
+      else if (err instanceof ProtocolError) this.flag = "UPE";
+      else this.flag = isReset(err) ? "UR" : "UC";
+    }
+    if (!this.reqBodyDone) {
+      // The client's unread body makes its connection unusable.
+      keepClient = false;
+      up.close();
+      closeQuietly(this.conn);
+    }
+    if (bodyPump) await bodyPump;
+    return keepClient && this.reqBodyError === undefined;
+  }
+
+  /**
+   * Relays the `101` and then moves bytes both ways until both sides have closed, or either
+   * fails, or nothing moved for `idleMs`. An end of stream on one side is passed on as a
+   * half-close (TCP FIN) to the other. Bytes already read past either head (a first frame
+   * the client sent early, or data the upstream sent right after its 101) go first. The
+   * client connection is closed afterwards: it spoke another protocol.
+   */
+  async #tunnel(
+    up: UpstreamConnection,
+    bodyPump: Promise<void> | null,
+    idleMs: number,
+  ): Promise<boolean> {
+    const ctx = this.ctx;
+    // The request body, if any, precedes the tunnel's bytes.
+    if (bodyPump) await bodyPump;
+    if (this.reqBodyError !== undefined) return false;
+    const res = this.res;
+    const w = this.out;
+    w.reset();
+    w.copy(http11, 0, 8);
+    w.copy(res.buf, res.start + 8, res.firstLineEnd);
+    w.crlf();
+    if (this.plainResponse) copyLines(res, w, keepResponseLine);
+    else {
+      copyLines(res, w, this.#keepResponse);
+      w.ascii(this.plan.responseExtra);
+    }
+    const protocol = res.upgrade !== "" ? res.upgrade : this.req.upgrade;
+    w.ascii(`connection: upgrade\r\nupgrade: ${protocol}\r\n\r\n`);
+    this.status = 101;
+    this.headSent = true;
+    try {
+      await writeAll(this.conn, w.view());
+    } catch {
+      this.flag = "DC";
+      return false;
+    }
+
+    const tunnels = ctx.kind === "outbound"
+      ? ctx.metrics.upgradedOutbound
+      : ctx.metrics.upgradedInbound;
+    tunnels.inc();
+    const clock = ctx.clock;
+    let lastActivity = clock.now();
+    const closeBoth = (): void => {
+      up.close();
+      closeQuietly(this.conn);
+    };
+    // One timer per tunnel, re-armed from the last activity: tunnels are few and long-lived,
+    // so the per-request deadline scan (every 10 ms while armed) would cost more.
+    let idleTimer: TimerId | undefined;
+    const checkIdle = (): void => {
+      const idleUntil = lastActivity + idleMs;
+      const now = clock.now();
+      if (now >= idleUntil) {
+        idleTimer = undefined;
+        ctx.logger.debug("upgraded connection idle timeout", { requestId: this.requestId });
+        closeBoth();
+      } else idleTimer = clock.setTimeout(checkIdle, idleUntil - now);
+    };
+    idleTimer = clock.setTimeout(checkIdle, idleMs);
+    const pipe = async (src: ConnReader, dst: Deno.TcpConn): Promise<void> => {
+      for (;;) {
+        if (src.buffered > 0) {
+          await writeAll(dst, src.buf.subarray(src.start, src.end));
+          src.start = src.end;
+        }
+        if (!(await src.fill())) break;
+        lastActivity = clock.now();
+      }
+      await dst.closeWrite();
+    };
+    try {
+      await Promise.all([
+        pipe(this.reader, up.conn).catch(closeBoth),
+        pipe(up.reader, this.conn).catch(closeBoth),
+      ]);
+    } finally {
+      if (idleTimer !== undefined) clock.clearTimeout(idleTimer);
+      tunnels.dec();
+    }
+    return false;
   }
 
   /** Releases the pick of a try that is followed by another one. */

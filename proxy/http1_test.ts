@@ -82,6 +82,32 @@ Deno.test("parseResponseHead: status, reason and read-to-close without length", 
   assertEquals([h.minor, h.close, h.framing], [0, false, Framing.Length]);
 });
 
+Deno.test("parseHead flags upgrades: Connection lists upgrade and Upgrade is present", () => {
+  const h = newHead();
+  parseRequestHead(
+    "GET / HTTP/1.1\r\nConnection: keep-alive, Upgrade\r\nUpgrade: WebSocket\r\nX-A: 1\r\n\r\n",
+    h,
+  );
+  assertEquals([h.upgrade, h.connectionTokens], ["WebSocket", null]);
+  const cases: [string, string][] = [
+    ["GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n", ""],
+    ["GET / HTTP/1.1\r\nConnection: upgrade\r\n\r\n", ""],
+    ["GET / HTTP/1.0\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n", ""],
+    ["GET / HTTP/1.1\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n\r\n", ""],
+    ["GET / HTTP/1.1\r\nconnection: UPGRADE\r\nupgrade: echo/1\r\n\r\n", "echo/1"],
+    ["GET / HTTP/1.1\r\n\r\n", ""],
+  ];
+  for (const [text, upgrade] of cases) {
+    parseRequestHead(text, h);
+    assertEquals(h.upgrade, upgrade, JSON.stringify(text));
+  }
+  parseResponseHead(
+    "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+    h,
+  );
+  assertEquals([h.status, h.upgrade], [101, "websocket"]);
+});
+
 Deno.test("ChunkedScanner finds the end across arbitrary splits", () => {
   const body = "4;a=b\r\nWiki\r\n5\r\npedia\r\n0\r\nTrailer: x\r\n\r\n";
   const msg = bytes(body + "NEXT");

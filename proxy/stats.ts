@@ -98,6 +98,10 @@ export class ProxyMetrics {
   readonly #inboundStats = new Map<string, RouteStats>();
   readonly activeOutbound: GaugeChild;
   readonly activeInbound: GaugeChild;
+  /** Upgraded (WebSocket) tunnels open now, by listener. */
+  readonly upgraded: Gauge;
+  readonly upgradedOutbound: GaugeChild;
+  readonly upgradedInbound: GaugeChild;
 
   constructor(registry: Registry) {
     this.requests = registry.counter(
@@ -119,6 +123,12 @@ export class ProxyMetrics {
     this.active = registry.gauge("weft_active_requests", "Requests in flight, by listener.");
     this.activeOutbound = this.active.with({ listener: "outbound" });
     this.activeInbound = this.active.with({ listener: "inbound" });
+    this.upgraded = registry.gauge(
+      "weft_upgraded_connections",
+      "Upgraded connections (WebSocket and other HTTP/1.1 Upgrade tunnels) open now.",
+    );
+    this.upgradedOutbound = this.upgraded.with({ listener: "outbound" });
+    this.upgradedInbound = this.upgraded.with({ listener: "inbound" });
   }
 
   /** The cached stats of (listener, cluster); cluster "" for requests that found no route. */
