@@ -238,7 +238,17 @@ async function main(): Promise<void> {
     const pidOf = new Map<string, number>();
     const spawnChild = async (mode: string): Promise<number> => {
       const child = new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", new URL(import.meta.url).pathname, mode, String(upstreamPort)],
+        // WEFT_BENCH_V8_FLAGS tries V8 settings on the proxy processes (e.g. GC tuning).
+        args: [
+          "run",
+          "-A",
+          ...(Deno.env.get("WEFT_BENCH_V8_FLAGS")
+            ? [`--v8-flags=${Deno.env.get("WEFT_BENCH_V8_FLAGS")}`]
+            : []),
+          new URL(import.meta.url).pathname,
+          mode,
+          String(upstreamPort),
+        ],
         stdout: "piped",
         stderr: "inherit",
       }).spawn();

@@ -125,6 +125,8 @@ export class Agent {
   #store!: PolicyStore;
   #replicator?: PolicyReplicator;
   #metadataTimer?: ReturnType<typeof setTimeout>;
+  #joinRetry?: { timer: ReturnType<typeof setTimeout>; resolve: () => void };
+  #stopping = false;
   #admin?: Deno.HttpServer;
   #refreshTimer?: ReturnType<typeof setTimeout>;
   #snapshotVersion = 0;
@@ -230,18 +232,33 @@ export class Agent {
       gossip: formatHostPort(this.#gossip.advertiseAddr()),
       services: c.services.map((s) => s.name),
     });
-    if (c.join.length > 0) {
-      this.#gossip.join(c.join).then(
-        (n) => this.log.info("joined the cluster", { seedsAnswered: n }),
-        (err) =>
-          this.log.error(
-            `${errorMessage(err)}; retrying in the background every ${
-              gossipConfigOf(c).rejoinIntervalMs
-            } ms`,
-          ),
-      );
-    }
+    if (c.join.length > 0) this.#joinSeeds(c.join);
     return this.#bound;
+  }
+
+  /**
+   * Joins through the seeds, retrying with backoff (1 s doubling to 30 s) until one answers or
+   * the node stops: hosts boot in any order, and a node started before its seeds should not
+   * wait for the slower background rejoin. The first failure is logged as an error.
+   */
+  async #joinSeeds(seeds: readonly string[]): Promise<void> {
+    let delayMs = 1000;
+    for (let attempt = 1; this.#gossip && !this.#stopping; attempt++) {
+      try {
+        const n = await this.#gossip.join(seeds);
+        this.log.info("joined the cluster", { seedsAnswered: n, attempt });
+        return;
+      } catch (err) {
+        if (this.#stopping) return;
+        const log = attempt === 1 ? this.log.error : this.log.debug;
+        log(`${errorMessage(err)}; retrying in ${delayMs} ms`);
+      }
+      await new Promise<void>((resolve) => {
+        this.#joinRetry = { timer: setTimeout(resolve, delayMs), resolve };
+      });
+      this.#joinRetry = undefined;
+      delayMs = Math.min(delayMs * 2, 30_000);
+    }
   }
 
   /** What this node advertises in its membership metadata. */
@@ -431,6 +448,11 @@ export class Agent {
    * instead of waiting for failure detection), drains the proxy, closes the admin API.
    */
   async stop(): Promise<void> {
+    this.#stopping = true;
+    if (this.#joinRetry) {
+      clearTimeout(this.#joinRetry.timer);
+      this.#joinRetry.resolve();
+    }
     if (this.#refreshTimer !== undefined) clearTimeout(this.#refreshTimer);
     if (this.#metadataTimer !== undefined) clearTimeout(this.#metadataTimer);
     if (this.#gossip) {

@@ -449,6 +449,14 @@ class Http1Session implements Expiring {
     return this.#dispatch(cluster, timeoutMs, snapshot, path, authority, this.plan.pick, start);
   }
 
+  /** The response flag for an exchange that failed while streaming (Envoy's names). */
+  #failureFlag(err: unknown): ResponseFlag {
+    if (this.timedOut) return "UT";
+    if (err instanceof PipeError && err.side === "dst") return "DC";
+    if (err instanceof ProtocolError) return "UPE";
+    return isReset(err) ? "UR" : "UC";
+  }
+
   /** Picks an endpoint, builds the upstream head, and runs the exchange. */
   #dispatch(
     cluster: ClusterConfig,
@@ -959,10 +967,7 @@ class Http1Session implements Expiring {
       } catch (err) {
         upstreamOk = false;
         keepClient = false;
-        if (this.timedOut) this.flag = "UT";
-        else if (err instanceof PipeError && err.side === "dst") this.flag = "DC";
-        else if (err instanceof ProtocolError) this.flag = "UPE";
-        else this.flag = isReset(err) ? "UR" : "UC";
+        this.flag = this.#failureFlag(err);
       }
 
       // An upstream that answered before reading the whole request body cannot be reused, and
@@ -1107,10 +1112,7 @@ class Http1Session implements Expiring {
       } else if (resFraming === Framing.UntilClose) await pumpUntilClose(up.reader, this.conn);
     } catch (err) {
       keepClient = false;
-      if (this.timedOut) this.flag = "UT";
-      else if (err instanceof PipeError && err.side === "dst") this.flag = "DC";
-      else if (err instanceof ProtocolError) this.flag = "UPE";
-      else this.flag = isReset(err) ? "UR" : "UC";
+      this.flag = this.#failureFlag(err);
     }
     if (!this.reqBodyDone) {
       // The client's unread body makes its connection unusable.
