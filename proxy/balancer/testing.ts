@@ -44,6 +44,13 @@ export function chiSquare(observed: readonly number[], expectedShare: readonly n
  * Upper critical values of the chi-square distribution at p = 0.001 by degrees of freedom
  * (1..10): a correct balancer exceeds them one time in a thousand (and tests use fixed seeds).
  */
+/**
+ * Critical values at p = 0.00001 (degrees of freedom 1..5), for tests that sample with
+ * `Math.random` (a real proxy): a correct split fails one run in 100,000, while a wrong one
+ * (e.g. 50/50 instead of 90/10 over a few hundred requests) still lands far above them.
+ */
+export const CHI_SQUARE_P00001 = [NaN, 19.51, 23.03, 25.9, 28.47, 30.86];
+
 export const CHI_SQUARE_P001 = [
   NaN,
   10.83,

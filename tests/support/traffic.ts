@@ -119,18 +119,4 @@ export function tally(responses: TestResponse[]): Map<string, number> {
   return counts;
 }
 
-/**
- * Pearson's chi-square statistic of `observed` counts against `expectedShares` (fractions
- * summing to 1) over `total` samples.
- */
-export function chiSquare(observed: number[], expectedShares: number[], total: number): number {
-  let x2 = 0;
-  for (let i = 0; i < observed.length; i++) {
-    const e = expectedShares[i] * total;
-    x2 += (observed[i] - e) ** 2 / e;
-  }
-  return x2;
-}
-
-/** Chi-square critical values at p = 0.001 by degrees of freedom (1..5). */
-export const CHI2_P001 = [0, 10.83, 13.82, 16.27, 18.47, 20.52];
+export { CHI_SQUARE_P00001, chiSquare } from "../../proxy/balancer/testing.ts";
