@@ -23,7 +23,7 @@ import { describeRouteDestinations, describeRouteMatch } from "../lib/compile_ro
 import { resourceRoutes } from "../lib/admin/resources.ts";
 import { PolicyStore } from "../lib/store/mod.ts";
 import { PolicyReplicator } from "../gossip/pubsub.ts";
-import { Proxy } from "../proxy/mod.ts";
+import { type AccessLogEntry, Proxy } from "../proxy/mod.ts";
 import {
   defaultLanConfig,
   defaultLocalConfig,
@@ -165,6 +165,7 @@ export class Agent {
       snapshot: this.#compile(),
       logger: this.log.child("proxy"),
       metrics: this.metrics,
+      accessLog: c.accessLog ? stdoutAccessLog(this.metrics) : undefined,
     });
     const proxyAddrs = await this.#proxy.start({
       outbound: addr(c.outboundAddr),
@@ -467,6 +468,54 @@ export class Agent {
     await this.#admin?.shutdown();
     this.log.info("node stopped", { name: this.#config.name });
   }
+}
+
+/**
+ * Access-log entries as JSON lines on stdout. Lines are batched and written asynchronously, so
+ * a slow reader of stdout never blocks a request; above 4 MiB of backlog lines are dropped
+ * (and counted) rather than buffered without bound.
+ */
+function stdoutAccessLog(metrics: Registry): (e: AccessLogEntry) => void {
+  const encoder = new TextEncoder();
+  const dropped = metrics.counter(
+    "weft_access_log_dropped_total",
+    "Access-log lines dropped because stdout did not keep up.",
+  ).with();
+  let pending: string[] = [];
+  let pendingBytes = 0;
+  let writing = false;
+  let scheduled = false;
+  const flush = async () => {
+    scheduled = false;
+    if (writing) return; // the running flush drains what was added meanwhile
+    writing = true;
+    try {
+      while (pending.length > 0) {
+        const chunk = encoder.encode(pending.join(""));
+        pending = [];
+        pendingBytes = 0;
+        for (let off = 0; off < chunk.length;) off += await Deno.stdout.write(chunk.subarray(off));
+      }
+    } catch {
+      pending = []; // stdout closed: logging must not take the node down
+      pendingBytes = 0;
+    } finally {
+      writing = false;
+    }
+  };
+  return (e) => {
+    const line = JSON.stringify({ ts: new Date().toISOString(), ...e }) + "\n";
+    if (pendingBytes > 4 * 1024 * 1024) {
+      dropped.inc();
+      return;
+    }
+    pending.push(line);
+    pendingBytes += line.length;
+    if (!writing && !scheduled) {
+      scheduled = true;
+      queueMicrotask(flush);
+    }
+  };
 }
 
 function isUnspecified(host: string): boolean {

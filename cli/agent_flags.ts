@@ -106,6 +106,11 @@ export const agentSpec: CommandSpec = {
       default: "lan",
     },
     {
+      name: "access-log",
+      kind: "boolean",
+      help: "write one JSON line per proxied request to stdout",
+    },
+    {
       name: "log-level",
       kind: "string",
       value: "LEVEL",
@@ -167,6 +172,7 @@ export function agentConfigFromArgs(args: ParsedArgs): NodeConfig {
     Boolean,
   );
   if (joins.length > 0) raw.join = joins;
+  if (args.flags.has("access-log")) raw.accessLog = args.flags.get("access-log") === true;
   const profile = stringFlag(args, "gossip-profile");
   if (profile !== undefined) {
     raw.gossip = { ...(raw.gossip as Record<string, unknown> | undefined), profile };

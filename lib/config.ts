@@ -95,6 +95,11 @@ export const nodeConfigSchema = z.object({
   keyringFile: z.string().optional(),
   gossip: gossipSettingsSchema.default({ profile: "lan" }),
   logLevel: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  /**
+   * One JSON line per request on stdout (Envoy-style access log). Off by default: at tens of
+   * thousands of requests a second it is the operator's choice, as in Istio.
+   */
+  accessLog: z.boolean().default(false),
   proxy: proxyTuningSchema.default(proxyTuningSchema.parse({})),
 }).strict();
 

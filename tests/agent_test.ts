@@ -143,3 +143,33 @@ Deno.test("reloads under load lose no request", async () => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("--access-log writes one JSON line per request to stdout", async () => {
+  const dir = await Deno.makeTempDir();
+  const upstream = serveDemoService("logged", "logged-1", "v1", 0);
+  const agent = await startAgent({
+    name: "al",
+    dataDir: dir,
+    services: [`logged=${upstream.addr.port}`],
+    args: ["--access-log"],
+    captureStdout: true,
+  });
+  try {
+    const { hostname, port } = agent.outbound;
+    await rawRequest(hostname, port, "GET", "/a", { host: "logged", "x-request-id": "rid-1" });
+    await rawRequest(hostname, port, "GET", "/b", { host: "missing" });
+    const lines = await eventually(
+      "two access-log lines",
+      () => agent.stdout.length >= 2 ? agent.stdout.map((l) => JSON.parse(l)) : undefined,
+    );
+    assertEquals(lines[0].path, "/a");
+    assertEquals(lines[0].status, 200);
+    assertEquals(lines[0].requestId, "rid-1");
+    assertEquals(lines[0].cluster, "outbound|logged");
+    assertEquals([lines[1].status, lines[1].flag], [404, "NR"]);
+  } finally {
+    await agent.stop();
+    await upstream.shutdown();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

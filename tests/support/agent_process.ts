@@ -18,6 +18,8 @@ export interface AgentOptions {
   gossipAddr?: string;
   adminAddr?: string;
   env?: Record<string, string>;
+  /** Collect stdout lines (access log) into `stdout`. */
+  captureStdout?: boolean;
 }
 
 export interface AgentProcess {
@@ -30,6 +32,8 @@ export interface AgentProcess {
   gossip?: string;
   /** Every log line so far (JSON objects). */
   logs: Record<string, unknown>[];
+  /** Stdout lines so far, when `captureStdout` was set. */
+  stdout: string[];
   /** GET a JSON admin endpoint. */
   get<T = unknown>(path: string): Promise<T>;
   /** SIGTERM and wait; returns the exit code. */
@@ -65,7 +69,7 @@ export async function startAgent(o: AgentOptions, timeoutMs = 20_000): Promise<A
   ];
   const child = new Deno.Command(Deno.execPath(), {
     args,
-    stdout: "null",
+    stdout: o.captureStdout ? "piped" : "null",
     stderr: "piped",
     stdin: "null",
     env: { NO_COLOR: "1", ...o.env },
@@ -93,6 +97,20 @@ export async function startAgent(o: AgentOptions, timeoutMs = 20_000): Promise<A
       }
     }
   })();
+  const stdoutLines: string[] = [];
+  const stdoutReader = o.captureStdout
+    ? (async () => {
+      let buf = "";
+      for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+        buf += chunk;
+        let nl: number;
+        while ((nl = buf.indexOf("\n")) >= 0) {
+          if (stdoutLines.length < 100_000) stdoutLines.push(buf.slice(0, nl));
+          buf = buf.slice(nl + 1);
+        }
+      }
+    })()
+    : Promise.resolve();
   const exited = child.status.then((s) => s.code);
   const timer = setTimeout(() => started.reject(new Error("timeout")), timeoutMs);
   let info: Record<string, unknown>;
@@ -109,6 +127,7 @@ export async function startAgent(o: AgentOptions, timeoutMs = 20_000): Promise<A
     } catch { /* gone */ }
     await exited;
     await reader.catch(() => {});
+    await stdoutReader.catch(() => {});
     throw new Error(
       `agent ${o.name} did not start (${err instanceof Error ? err.message : err}):\n${
         rawLines.join("\n")
@@ -126,6 +145,7 @@ export async function startAgent(o: AgentOptions, timeoutMs = 20_000): Promise<A
   const finish = async () => {
     await exited;
     await reader.catch(() => {});
+    await stdoutReader.catch(() => {});
     done = true;
   };
   return {
@@ -136,6 +156,7 @@ export async function startAgent(o: AgentOptions, timeoutMs = 20_000): Promise<A
     inbound: hp(String(info.inbound)),
     gossip: info.gossip ? String(info.gossip) : undefined,
     logs,
+    stdout: stdoutLines,
     async get<T>(path: string): Promise<T> {
       const r = await fetch(`http://${admin}${path}`);
       if (!r.ok) throw new Error(`${path}: HTTP ${r.status} ${await r.text()}`);
