@@ -232,6 +232,10 @@ export class Agent {
       inbound: formatHostPort(this.#bound.inbound),
       gossip: formatHostPort(this.#gossip.advertiseAddr()),
       services: c.services.map((s) => s.name),
+      tcpUpstreams: this.#proxy.tcpAddresses().map((a) => ({
+        service: a.service,
+        address: formatHostPort(a),
+      })),
     });
     if (c.join.length > 0) this.#joinSeeds(c.join);
     return this.#bound;
@@ -328,6 +332,7 @@ export class Agent {
       serviceEntries: this.#store?.resources("ServiceEntry") ?? [],
       virtualServices: this.#store?.resources("VirtualService") ?? [],
       destinationRules: this.#store?.resources("DestinationRule") ?? [],
+      upstreams: this.#config.upstreams,
       tuning: this.#config.proxy,
     }, ++this.#snapshotVersion);
   }

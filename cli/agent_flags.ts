@@ -9,6 +9,8 @@ import {
   type NodeConfig,
   parseNodeConfig,
   parseServiceSpec,
+  parseUpstreamSpec,
+  type Upstream,
   UserError,
 } from "../lib/mod.ts";
 import { type CommandSpec, listFlag, type ParsedArgs, stringFlag } from "./args.ts";
@@ -85,6 +87,12 @@ export const agentSpec: CommandSpec = {
       kind: "list",
       value: "SPEC",
       help: "local service NAME=PORT[,protocol=http][,key=value…] (repeatable)",
+    },
+    {
+      name: "upstream",
+      kind: "list",
+      value: "SERVICE=PORT",
+      help: "offer mesh SERVICE as a local TCP port (0: any free port; repeatable)",
     },
     {
       name: "encrypt-key",
@@ -187,6 +195,16 @@ export function agentConfigFromArgs(args: ParsedArgs): NodeConfig {
     }
     raw.services = services;
   }
+  const upstreamSpecs = listFlag(args, "upstream");
+  if (upstreamSpecs.length > 0) {
+    const upstreams: Upstream[] = [];
+    for (const spec of upstreamSpecs) {
+      const u = parseUpstreamSpec(spec);
+      if (typeof u === "string") throw new UserError(`--upstream: ${u}`);
+      upstreams.push(u);
+    }
+    raw.upstreams = upstreams;
+  }
   // Name flags, not config paths, when the value came from a flag.
   try {
     return parseNodeConfig(raw, configPath ? `config ${configPath}` : "flags");
@@ -194,7 +212,12 @@ export function agentConfigFromArgs(args: ParsedArgs): NodeConfig {
     if (err instanceof UserError && err.details.length > 0) {
       const field = err.details[0].path.split(/[.[]/)[0];
       const flag = Object.entries(flagToField).find(([, f]) => f === field)?.[0] ??
-        ({ join: "join", services: "service", gossip: "gossip-profile" } as Record<string, string>)[
+        ({
+          join: "join",
+          services: "service",
+          upstreams: "upstream",
+          gossip: "gossip-profile",
+        } as Record<string, string>)[
           field
         ];
       if (flag && args.flags.has(flag)) {

@@ -33,6 +33,20 @@ export const localServiceSchema = z.object({
 }).strict();
 export type LocalService = z.infer<typeof localServiceSchema>;
 
+/**
+ * A mesh service exposed to local applications as a plain TCP port (Consul's "upstreams"):
+ * connections to `localHost:localPort` are carried to an instance of `service`. Fixed at
+ * start: changing upstreams needs a restart.
+ */
+export const upstreamSchema = z.object({
+  service: serviceName,
+  /** 0 picks a free port (the bound port is logged in "node started"). */
+  localPort: z.number().int().min(0).max(65535),
+  /** Loopback: only applications on this host use the port. */
+  localHost: z.string().min(1).default("127.0.0.1"),
+}).strict();
+export type Upstream = z.infer<typeof upstreamSchema>;
+
 /** Data-plane tunables, with Envoy's defaults where Envoy has one. */
 export const proxyTuningSchema = z.object({
   /** Envoy's cluster connect_timeout default is 5 s; Istio sets 10 s. Weft keeps Envoy's. */
@@ -84,6 +98,8 @@ export const nodeConfigSchema = z.object({
   /** Seed gossip addresses to join through. */
   join: z.array(hostPort).default([]),
   services: z.array(localServiceSchema).default([]),
+  /** Mesh services offered as local TCP ports (`--upstream SERVICE=PORT`); none by default. */
+  upstreams: z.array(upstreamSchema).default([]),
   /** Base64 AES-256-GCM gossip key (32 bytes). */
   encryptKey: z.string().optional(),
   /** Extra base64 keys accepted for decryption during a key rotation. */
@@ -159,6 +175,27 @@ export function parseServiceSpec(spec: string): LocalService | string {
     else labels[k] = v;
   }
   const r = localServiceSchema.safeParse({ name, port, protocol, host, labels });
+  if (!r.success) {
+    const i = r.error.issues[0];
+    return `${formatPath(i.path)}: ${i.message} in "${spec}"`;
+  }
+  return r.data;
+}
+
+/**
+ * Parses an `--upstream` spec: `SERVICE=LOCALPORT` (port 0 picks a free one). Returns an error
+ * message instead of throwing so the caller can name the flag.
+ */
+export function parseUpstreamSpec(spec: string): Upstream | string {
+  const eq = spec.indexOf("=");
+  if (eq <= 0) return `expected SERVICE=LOCALPORT, got "${spec}"`;
+  const service = spec.slice(0, eq).trim();
+  const portText = spec.slice(eq + 1).trim();
+  const localPort = Number(portText);
+  if (!/^\d+$/.test(portText) || localPort > 65535) {
+    return `port "${portText}" of upstream "${service}" is not a number in 0-65535`;
+  }
+  const r = upstreamSchema.safeParse({ service, localPort });
   if (!r.success) {
     const i = r.error.issues[0];
     return `${formatPath(i.path)}: ${i.message} in "${spec}"`;

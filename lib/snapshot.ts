@@ -4,7 +4,7 @@
  * the node config, the gossip catalog and (later) the policy store. The proxy holds one
  * reference and swaps it atomically; it never reads the store or the member list itself.
  */
-import type { LocalService, Protocol, ProxyTuning } from "./config.ts";
+import type { LocalService, Protocol, ProxyTuning, Upstream } from "./config.ts";
 import { compileServiceEntries } from "./compile_service_entries.ts";
 import { compileTraffic } from "./compile_routes.ts";
 import type { Resource } from "./resources/kind.ts";
@@ -42,6 +42,17 @@ export interface SnapshotInput {
   virtualServices?: readonly Resource[];
   /** DestinationRules from the store: subsets and load balancing of their hosts. */
   destinationRules?: readonly Resource[];
+  /** Mesh services offered as local TCP ports (config `upstreams`). */
+  upstreams?: readonly Upstream[];
+}
+
+/** A local TCP port whose connections are carried to an instance of `service`. */
+export interface TcpUpstreamConfig {
+  readonly service: string;
+  /** `outbound|SERVICE`; may be absent from `clusters` while the service has no endpoints. */
+  readonly cluster: string;
+  readonly localHost: string;
+  readonly localPort: number;
 }
 
 /** One upstream address of a cluster. */
@@ -284,6 +295,8 @@ export interface Snapshot {
   readonly tuning: ProxyTuning;
   /** Problems found while compiling policy (e.g. two VirtualServices for one host). */
   readonly warnings?: readonly string[];
+  /** Local TCP listeners for mesh services (config `upstreams`); absent when none. */
+  readonly tcpUpstreams?: readonly TcpUpstreamConfig[];
 }
 
 /** An empty snapshot: every request gets 404 NR. */
@@ -309,6 +322,16 @@ export function compileSnapshot(input: SnapshotInput, version: number): Snapshot
   const inbound = new Map<string, ClusterConfig>();
   const outbound = new Map<string, VirtualHostConfig>();
   const byService = new Map<string, { protocol: Protocol; endpoints: EndpointConfig[] }>();
+  const tcp = input.upstreams?.length
+    ? {
+      tcpUpstreams: input.upstreams.map((u): TcpUpstreamConfig => ({
+        service: u.service,
+        cluster: `outbound|${u.service}`,
+        localHost: u.localHost,
+        localPort: u.localPort,
+      })),
+    }
+    : {};
 
   for (const s of input.localServices) {
     const ep: EndpointConfig = {
@@ -404,8 +427,9 @@ export function compileSnapshot(input: SnapshotInput, version: number): Snapshot
       clusters: traffic.clusters,
       tuning: input.tuning,
       ...(traffic.warnings.length > 0 ? { warnings: traffic.warnings } : {}),
+      ...tcp,
     });
   }
 
-  return freezeDeep({ version, outbound, inbound, clusters, tuning: input.tuning });
+  return freezeDeep({ version, outbound, inbound, clusters, tuning: input.tuning, ...tcp });
 }

@@ -77,6 +77,7 @@ import {
   type TryResult,
 } from "./filters/retry.ts";
 import type { AccessLogSink, ListenerKind, ProxyMetrics, RouteStats } from "./stats.ts";
+import { joinConnections, tcpIdleTimeoutMs, tcpUpgradeProtocol } from "./tcp.ts";
 
 /** What a listener's connections share: the proxy's state, read at each request. */
 export interface Http1Context {
@@ -103,6 +104,9 @@ const maxHeldBodyBytes = 16 * 1024;
 const noPick: PickContext = {};
 const http11 = new TextEncoder().encode("HTTP/1.1");
 const headBufferBytes = 16 * 1024;
+const tcpSwitchingBytes = new TextEncoder().encode(
+  `HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: ${tcpUpgradeProtocol}\r\n\r\n`,
+);
 
 /**
  * Generated x-request-ids: a random UUID drawn once per process with its last 12 hex digits
@@ -420,6 +424,25 @@ class Http1Session implements Expiring {
       this.host = destinationHeader !== "" ? destinationHeader : hostKey(authority ?? hostHeader);
       cluster = snapshot.inbound.get(this.host);
       if (!cluster) return this.#localReply(404, "NR", "no local service", false);
+      // Raw TCP tunnels (proxy/tcp.ts): one field test on the plain request path.
+      if (cluster.protocol === "tcp" || req.upgrade !== "") {
+        const tcpAsked = req.upgrade.toLowerCase() === tcpUpgradeProtocol;
+        if (cluster.protocol === "tcp") {
+          this.clusterName = cluster.name;
+          if (!tcpAsked || req.framing !== Framing.None) {
+            return this.#localReply(
+              400,
+              "-",
+              `tcp service: expects upgrade to ${tcpUpgradeProtocol}`,
+              true,
+            );
+          }
+          return this.#tcpTunnel(cluster);
+        }
+        if (tcpAsked) {
+          return this.#localReply(400, "-", `service "${this.host}" is not a tcp service`, true);
+        }
+      }
       timeoutMs = snapshot.tuning.routeTimeoutMs;
     }
     return this.#dispatch(cluster, timeoutMs, snapshot, path, authority, pick, this.started);
@@ -1090,6 +1113,46 @@ class Http1Session implements Expiring {
         this.#release(balancer, endpoint, !failed && this.status > 0 && this.status < 500);
       }
     }
+  }
+
+  /**
+   * The inbound end of a TCP upstream (proxy/tcp.ts): connects to the local `tcp` service,
+   * answers `101` and joins the two connections. Bytes the client sent after its request head
+   * are already buffered and go first. The client connection closes afterwards.
+   */
+  async #tcpTunnel(cluster: ClusterConfig): Promise<boolean> {
+    const ctx = this.ctx;
+    const state = ctx.clusters.get(cluster.name);
+    const endpoint = state?.pick(noPick);
+    if (!state || !endpoint) return this.#localReply(503, "UH", "no healthy upstream", true);
+    this.endpoint = endpoint;
+    const started = ctx.clock.now();
+    const pool = ctx.pools.pool(endpoint.key, endpoint.hostname, endpoint.port);
+    let up: UpstreamConnection;
+    try {
+      up = await pool.connect(cluster.connectTimeoutMs);
+    } catch (err) {
+      const timedOut = err instanceof ConnectError && err.timedOut;
+      state.report(endpoint, 0, timedOut ? "timeout" : "connect");
+      state.balancer.release(endpoint, { latencyMs: ctx.clock.now() - started, ok: false });
+      return this.#localReply(502, "UF", "upstream connect error", true);
+    }
+    state.report(endpoint, 200);
+    state.balancer.release(endpoint, { latencyMs: ctx.clock.now() - started, ok: true });
+    this.status = 101;
+    this.headSent = true;
+    const tunnels = ctx.metrics.upgradedInbound;
+    tunnels.inc();
+    try {
+      await writeAll(this.conn, tcpSwitchingBytes);
+      await joinConnections(this.reader, up.reader, tcpIdleTimeoutMs, ctx.clock);
+    } catch {
+      this.flag = "DC";
+    } finally {
+      tunnels.dec();
+      pool.release(up, false, 0);
+    }
+    return false;
   }
 
   /** Relays an upstream's refusal of an upgrade (any final status but 101) as a response. */

@@ -5,7 +5,8 @@
  * inbound listener (other nodes deliver requests for this node's services here, naming the
  * service in `x-weft-destination`). It routes each request on the snapshot current when the
  * request arrived; {@linkcode Proxy.update} swaps snapshots atomically while connection pools
- * and balancer state carry over, keyed by endpoint key and cluster name.
+ * and balancer state carry over, keyed by endpoint key and cluster name. The snapshot's
+ * `tcpUpstreams` (config `upstreams`) add one raw TCP listener each (tcp.ts), bound at start.
  */
 import {
   type Clock,
@@ -22,6 +23,7 @@ import { type Http1Context, serveHttp1 } from "./http1_server.ts";
 import { TcpListener } from "./listener.ts";
 import { PoolManager } from "./pool.ts";
 import { type AccessLogSink, type ListenerKind, ProxyMetrics } from "./stats.ts";
+import { serveTcpUpstream, type TcpContext, TcpMetrics } from "./tcp.ts";
 
 export { balancerFactories, type BalancerFactory } from "./cluster.ts";
 export { type ResponseFlag, responseFlags } from "./local_reply.ts";
@@ -45,6 +47,13 @@ export interface ProxyOptions {
 export interface ProxyAddresses {
   outbound: HostPort;
   inbound: HostPort;
+}
+
+/** A bound TCP upstream listener (config `upstreams`). */
+export interface TcpUpstreamAddress {
+  service: string;
+  hostname: string;
+  port: number;
 }
 
 /**
@@ -105,6 +114,8 @@ export class Proxy {
   readonly #mirrors = new MirrorSender();
   readonly #contexts: Http1Context[] = [];
   #listeners: TcpListener[] = [];
+  readonly #tcpMetrics: TcpMetrics;
+  #tcpBound: TcpUpstreamAddress[] = [];
   #state: "new" | "running" | "stopping" | "stopped" = "new";
   #stopping: Promise<void> | undefined;
 
@@ -120,6 +131,7 @@ export class Proxy {
     const logger = this.#logger;
     this.#accessLog = options.accessLog ??
       (logger.enabled("debug") ? (e) => logger.debug("access", { ...e }) : undefined);
+    this.#tcpMetrics = new TcpMetrics(options.metrics);
     this.#clusters.sync(this.#snapshot);
     collectResilienceMetrics(options.metrics, this.#clusters);
   }
@@ -139,14 +151,59 @@ export class Proxy {
       throw err;
     }
     this.#listeners = [outbound, inbound];
+    try {
+      this.#listenTcpUpstreams();
+    } catch (err) {
+      for (const l of this.#listeners) l.stopAccepting();
+      this.#listeners = [];
+      throw err;
+    }
     this.#state = "running";
     this.#pools.startSweeper(this.#snapshot.tuning.upstreamIdleTimeoutMs);
     this.#logger.info("proxy listening", {
       outbound: `${outbound.addr.hostname}:${outbound.addr.port}`,
       inbound: `${inbound.addr.hostname}:${inbound.addr.port}`,
+      ...(this.#tcpBound.length > 0
+        ? { tcp: this.#tcpBound.map((a) => `${a.service}=${a.hostname}:${a.port}`) }
+        : {}),
       snapshot: this.#snapshot.version,
     });
     return Promise.resolve({ outbound: outbound.addr, inbound: inbound.addr });
+  }
+
+  /**
+   * One listener per `tcpUpstreams` entry of the snapshot at start. The set is fixed for the
+   * proxy's life (a later snapshot's endpoints are used, its listener set is not).
+   */
+  #listenTcpUpstreams(): void {
+    const ctx: TcpContext = {
+      snapshot: () => this.#snapshot,
+      clusters: this.#clusters,
+      pools: this.#pools,
+      metrics: this.#tcpMetrics,
+      logger: this.#logger,
+      clock: this.#clock,
+    };
+    for (const upstream of this.#snapshot.tcpUpstreams ?? []) {
+      const addr = { hostname: upstream.localHost, port: upstream.localPort };
+      let listener: TcpListener;
+      try {
+        listener = new TcpListener(addr, (tracked) => serveTcpUpstream(tracked, upstream, ctx));
+      } catch (err) {
+        throw new Error(
+          `cannot listen on ${addr.hostname}:${addr.port} (tcp upstream ${upstream.service}): ${
+            (err as Error).message
+          }`,
+        );
+      }
+      this.#listeners.push(listener);
+      this.#tcpBound.push({ service: upstream.service, ...listener.addr });
+    }
+  }
+
+  /** Bound TCP upstream listeners (real ports when 0 was configured), in config order. */
+  tcpAddresses(): TcpUpstreamAddress[] {
+    return this.#tcpBound.map((a) => ({ ...a }));
   }
 
   #listen(kind: ListenerKind, addr: HostPort): TcpListener {

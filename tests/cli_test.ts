@@ -35,6 +35,8 @@ Deno.test("bad flag values exit 2 naming the flag and the reason", async () => {
     [["agent", "--admin-addr", "nope"], /--admin-addr: expected HOST:PORT/],
     [["agent", "--service", "reviews=notaport"], /--service: port "notaport"/],
     [["agent", "--log-level", "loud"], /--log-level: .*debug/],
+    [["agent", "--upstream", "echo=huge"], /--upstream: port "huge"/],
+    [["agent", "--upstream", "Bad Name=9000"], /--upstream: service: /],
     [["agent", "--join", "host-without-port"], /--join: expected HOST:PORT/],
     [["agent", "--config", "/nonexistent/weft.yaml"], /--config: cannot read/],
   ];
