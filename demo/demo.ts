@@ -239,6 +239,7 @@ The mesh keeps running. Try:
   deno task weft get serviceentries --admin 127.0.0.1:15200
   deno task weft status
   open http://127.0.0.1:15000/ for the dashboard, http://127.0.0.1:15000/metrics for metrics
+(without a local deno, run the weft commands as: npx -y deno@2.9.6 task weft …)
 Press Ctrl-C to stop.`);
   if (Deno.env.get("WEFT_DEMO_EXIT") === "1") await shutdown(0);
   const { promise, resolve } = Promise.withResolvers<void>();
