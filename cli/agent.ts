@@ -23,7 +23,7 @@ import { describeRouteDestinations, describeRouteMatch } from "../lib/compile_ro
 import { resourceRoutes } from "../lib/admin/resources.ts";
 import { PolicyStore } from "../lib/store/mod.ts";
 import { PolicyReplicator } from "../gossip/pubsub.ts";
-import { type AccessLogEntry, Proxy } from "../proxy/mod.ts";
+import { type AccessLogEntry, HealthChecker, Proxy } from "../proxy/mod.ts";
 import {
   defaultLanConfig,
   defaultLocalConfig,
@@ -133,6 +133,9 @@ export class Agent {
   #bound?: BoundAddresses;
   /** Re-reads the config sources for a reload; undefined when there is nothing to re-read. */
   #reloadSource?: () => NodeConfig;
+  #health?: HealthChecker;
+  /** Local services whose active health check fails (advertised and kept out of balancing). */
+  #unhealthyLocal = new Set<string>();
 
   constructor(config: NodeConfig, reloadSource?: () => NodeConfig) {
     this.#config = config;
@@ -216,7 +219,19 @@ export class Agent {
         this.#scheduleMetadata();
       });
       this.#gossip.start();
+      // After the proxy and gossip: a verdict change re-advertises and recompiles at once.
+      this.#health = new HealthChecker(c.services, {
+        metrics: this.metrics,
+        logger: this.log.child("health"),
+        onChange: (service, healthy) => {
+          if (healthy) this.#unhealthyLocal.delete(service);
+          else this.#unhealthyLocal.add(service);
+          this.#scheduleRefresh();
+          this.#scheduleMetadata();
+        },
+      });
     } catch (err) {
+      this.#health?.stop();
       await this.#gossip?.stop();
       await this.#admin?.shutdown();
       await this.#replicator?.stop();
@@ -281,7 +296,7 @@ export class Agent {
         port: s.port,
         protocol: s.protocol,
         labels: { ...s.labels },
-        healthy: true,
+        healthy: !this.#unhealthyLocal.has(s.name),
       })),
     };
   }
@@ -299,8 +314,8 @@ export class Agent {
   }
 
   /**
-   * Advertises the new store digest; coalesced because each metadata change is an
-   * incarnation bump gossiped to every member.
+   * Advertises the new store digest or service health; coalesced because each metadata change
+   * is an incarnation bump gossiped to every member.
    */
   #scheduleMetadata(): void {
     if (this.#metadataTimer !== undefined || !this.#bound) return;
@@ -334,6 +349,7 @@ export class Agent {
       destinationRules: this.#store?.resources("DestinationRule") ?? [],
       upstreams: this.#config.upstreams,
       tuning: this.#config.proxy,
+      unhealthyLocalServices: this.#unhealthyLocal,
     }, ++this.#snapshotVersion);
   }
 
@@ -367,6 +383,7 @@ export class Agent {
         extraEncryptKeys: next.extraEncryptKeys,
         keyringFile: next.keyringFile,
       };
+      this.#health?.update(next.services);
       if (this.#gossip && this.#bound) {
         this.#gossip.setMetadata(this.#metadata(this.#bound.inbound, this.#bound.admin));
       }
@@ -459,6 +476,7 @@ export class Agent {
       clearTimeout(this.#joinRetry.timer);
       this.#joinRetry.resolve();
     }
+    this.#health?.stop();
     if (this.#refreshTimer !== undefined) clearTimeout(this.#refreshTimer);
     if (this.#metadataTimer !== undefined) clearTimeout(this.#metadataTimer);
     if (this.#gossip) {

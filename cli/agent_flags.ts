@@ -86,7 +86,7 @@ export const agentSpec: CommandSpec = {
       name: "service",
       kind: "list",
       value: "SPEC",
-      help: "local service NAME=PORT[,protocol=http][,key=value…] (repeatable)",
+      help: "local service NAME=PORT[,protocol=http][,check=/path][,key=value…] (repeatable)",
     },
     {
       name: "upstream",

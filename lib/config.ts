@@ -22,6 +22,25 @@ export const protocolSchema = z.enum(["http", "http2", "grpc", "tcp"]);
 export type Protocol = z.infer<typeof protocolSchema>;
 
 /** A service that runs on this node and is advertised to the mesh. */
+/**
+ * An active health check the node runs against its own instance (Consul-style: the owner
+ * checks, the cluster learns the verdict through gossip). HTTP services are checked with
+ * `GET path`; TCP services with a plain connect, so `path` is ignored for them.
+ */
+export const healthCheckSchema = z.object({
+  /** HTTP path to GET; without it an HTTP service is not checked (nothing to ask for). */
+  path: z.string().startsWith("/").optional(),
+  /** Consul's default check interval: 10 s. */
+  intervalMs: z.number().int().min(1).default(10_000),
+  /** Below the interval so checks never overlap; Envoy's usual health-check timeout order. */
+  timeoutMs: z.number().int().min(1).default(2000),
+  /** One pass restores the instance: recovering fast matters more than flapping once. */
+  healthyThreshold: z.number().int().min(1).default(1),
+  /** Two failures in a row mark it unhealthy, so one lost probe does not pull an instance. */
+  unhealthyThreshold: z.number().int().min(1).default(2),
+}).strict();
+export type HealthCheck = z.infer<typeof healthCheckSchema>;
+
 export const localServiceSchema = z.object({
   name: serviceName,
   port: z.number().int().min(1).max(65535),
@@ -30,6 +49,8 @@ export const localServiceSchema = z.object({
   protocol: protocolSchema.default("http"),
   /** Free-form labels (e.g. `version: v2`) used by subsets and shown in the catalog. */
   labels: z.record(z.string(), z.string()).default({}),
+  /** Active health check run by this node; none by default (the instance counts as healthy). */
+  check: healthCheckSchema.optional(),
 }).strict();
 export type LocalService = z.infer<typeof localServiceSchema>;
 
@@ -149,7 +170,8 @@ export function parseNodeConfig(input: unknown, source = "config"): NodeConfig {
 }
 
 /**
- * Parses a `--service` spec: `NAME=PORT[,protocol=http][,host=H][,key=value…]`.
+ * Parses a `--service` spec: `NAME=PORT[,protocol=http][,host=H][,check=/path]
+ * [,check-interval-ms=N][,key=value…]`.
  * Returns an error message instead of throwing so the caller can name the flag.
  */
 export function parseServiceSpec(spec: string): LocalService | string {
@@ -165,6 +187,7 @@ export function parseServiceSpec(spec: string): LocalService | string {
   const labels: Record<string, string> = {};
   let protocol: string | undefined;
   let host: string | undefined;
+  let check: Record<string, unknown> | undefined;
   for (const kv of rest) {
     const i = kv.indexOf("=");
     if (i <= 0) return `expected key=value, got "${kv}" in "${spec}"`;
@@ -172,9 +195,28 @@ export function parseServiceSpec(spec: string): LocalService | string {
     const v = kv.slice(i + 1).trim();
     if (k === "protocol") protocol = v;
     else if (k === "host") host = v;
-    else labels[k] = v;
+    else if (k === "check") {
+      // `check=/path` for HTTP; TCP services take any value (e.g. `check=connect`).
+      check = { ...check, path: v };
+    } else if (k === "check-interval-ms") {
+      if (!/^\d+$/.test(v)) return `check-interval-ms "${v}" is not a whole number in "${spec}"`;
+      check = { ...check, intervalMs: Number(v) };
+    } else labels[k] = v;
   }
-  const r = localServiceSchema.safeParse({ name, port, protocol, host, labels });
+  if (
+    check && protocol === "tcp" && typeof check.path === "string" && !check.path.startsWith("/")
+  ) {
+    const { path: _connectNeedsNoPath, ...connectCheck } = check;
+    check = connectCheck;
+  }
+  const r = localServiceSchema.safeParse({
+    name,
+    port,
+    protocol,
+    host,
+    labels,
+    ...(check ? { check } : {}),
+  });
   if (!r.success) {
     const i = r.error.issues[0];
     return `${formatPath(i.path)}: ${i.message} in "${spec}"`;

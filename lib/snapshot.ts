@@ -44,6 +44,11 @@ export interface SnapshotInput {
   destinationRules?: readonly Resource[];
   /** Mesh services offered as local TCP ports (config `upstreams`). */
   upstreams?: readonly Upstream[];
+  /**
+   * Local services whose active health check fails: their outbound endpoint is unhealthy so
+   * this node's balancers skip it; the inbound one stays usable for requests already routed.
+   */
+  unhealthyLocalServices?: ReadonlySet<string>;
 }
 
 /** A local TCP port whose connections are carried to an instance of `service`. */
@@ -355,7 +360,8 @@ export function compileSnapshot(input: SnapshotInput, version: number): Snapshot
     };
     clusters.set(name, cluster);
     inbound.set(s.name, cluster);
-    byService.set(s.name, { protocol: s.protocol, endpoints: [ep] });
+    const healthy = !input.unhealthyLocalServices?.has(s.name);
+    byService.set(s.name, { protocol: s.protocol, endpoints: [healthy ? ep : { ...ep, healthy }] });
   }
 
   for (const c of input.catalog) {

@@ -26,6 +26,14 @@ import { type AccessLogSink, type ListenerKind, ProxyMetrics } from "./stats.ts"
 import { serveTcpUpstream, type TcpContext, TcpMetrics } from "./tcp.ts";
 
 export { balancerFactories, type BalancerFactory } from "./cluster.ts";
+export {
+  type CheckedService,
+  defaultProbe,
+  HealthChecker,
+  type HealthCheckerOptions,
+  type HealthProbe,
+  isChecked,
+} from "./health.ts";
 export { type ResponseFlag, responseFlags } from "./local_reply.ts";
 export { hostKey, matchRoute, pickDestination, routeOutbound } from "./router.ts";
 export type { AccessLogEntry, AccessLogSink, ListenerKind } from "./stats.ts";
