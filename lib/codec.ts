@@ -3,7 +3,11 @@
  * The only cbor-x import: versioned envelopes for everything that crosses the wire or the
  * disk. A decode failure is a {@linkcode DecodeError}, which callers count and drop.
  */
-import "cbor-extract"; // pins the native extension at 2.2.2 (see deno.json)
+// Names cbor-extract in the module graph so npm resolution keeps the version pinned in
+// deno.json (2.2.2; the builds of 2.2.3 are not all published). Only its package.json is
+// loaded: cbor-x loads the native extractor itself when FFI is allowed and falls back to
+// JavaScript otherwise, so the node needs no FFI permission.
+import "cbor-extract/package.json" with { type: "json" };
 import { Decoder, Encoder } from "cbor-x";
 
 /** Raised for malformed, truncated or unknown-version input. */

@@ -1,0 +1,79 @@
+/**
+ * The node runs with exactly the permissions `deno task weft` and `compile.sh` grant (no FFI,
+ * no subprocesses, no prompts): a missing permission would only show up for users, since the
+ * other tests run with --allow-all.
+ */
+import { assertEquals, assertMatch } from "./support/assert.ts";
+
+const root = new URL("..", import.meta.url).pathname;
+
+function taskFlags(): string[] {
+  const config = JSON.parse(Deno.readTextFileSync(`${root}deno.json`));
+  const words = String(config.tasks.weft).split(/\s+/);
+  return words.filter((w) => w.startsWith("--"));
+}
+
+Deno.test("compile.sh grants the same permissions as `deno task weft`", () => {
+  const script = Deno.readTextFileSync(`${root}compile.sh`);
+  for (const flag of taskFlags().filter((f) => f.startsWith("--allow-"))) {
+    assertMatch(script, new RegExp(`${flag}\\b`), `compile.sh lacks ${flag}`);
+  }
+  const granted = [...script.matchAll(/--allow-[a-z]+/g)].map((m) => m[0]).sort();
+  assertEquals(
+    [...new Set(granted)],
+    taskFlags().filter((f) => f.startsWith("--allow-")).sort(),
+  );
+});
+
+Deno.test("an agent starts, serves and stops with the task's permissions", async () => {
+  const dir = await Deno.makeTempDir();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      ...taskFlags(),
+      `${root}main.ts`,
+      "agent",
+      "--name",
+      "perm",
+      "--data-dir",
+      dir,
+      "--admin-addr",
+      "127.0.0.1:0",
+      "--outbound-addr",
+      "127.0.0.1:0",
+      "--inbound-addr",
+      "127.0.0.1:0",
+      "--gossip-addr",
+      "127.0.0.1:0",
+      "--p2p-addr",
+      "127.0.0.1:0",
+    ],
+    stdout: "null",
+    stderr: "piped",
+    stdin: "null",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  let log = "";
+  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  const deadline = Date.now() + 20_000;
+  try {
+    while (!log.includes('"node started"') && Date.now() < deadline) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      log += value;
+    }
+    assertMatch(log, /"node started"/, `agent did not start:\n${log}`);
+    const admin = JSON.parse(log.split("\n").find((l) => l.includes('"node started"'))!).admin;
+    const members = await (await fetch(`http://${admin}/v1/members`)).json();
+    assertEquals(members.members[0].name, "perm");
+  } finally {
+    child.kill("SIGTERM");
+    for (;;) {
+      const { done } = await reader.read();
+      if (done) break;
+    }
+    const status = await child.status;
+    assertEquals(status.code, 0);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
