@@ -50,7 +50,7 @@ Deno.test("gossip encryption isolates a node with the wrong key; a keyring file 
     await eventually(
       "the intruder logs that its join failed",
       () => intruder.logs.some((l) => String(l.msg).includes("join failed")),
-      15_000,
+      30_000,
     );
     assertEquals(await alive(a1), ["a1", "a2"]);
     assertEquals(await alive(intruder), ["b1"]);
@@ -72,7 +72,7 @@ Deno.test("gossip encryption isolates a node with the wrong key; a keyring file 
     await eventually(
       "a3 joins through the shared old key",
       async () => (await alive(rotating)).includes("a1"),
-      15_000,
+      30_000,
     );
   } finally {
     await Promise.all(agents.map((a) => a.kill()));
@@ -119,7 +119,7 @@ Deno.test("gossip keys rotate by reloading keyring files, without a restart", as
     await eventually(
       "r3 joins with the new key",
       async () => (await alive(fresh)).join() === "r1,r2,r3",
-      15_000,
+      30_000,
     );
     assertEquals(await alive(r1), ["r1", "r2", "r3"]);
   } finally {

@@ -63,7 +63,7 @@ Deno.test("health checks: a failing instance leaves the rotation cluster-wide an
     await eventually("a sees both web endpoints healthy", async () => {
       const h = await webHealth(a);
       return h.a === true && h.b === true;
-    }, 15_000);
+    }, 30_000);
     await eventually("a's outbound reaches b's instance", async () => {
       return (await callWeb(a)) === "web-b";
     }, 10_000);

@@ -39,7 +39,7 @@ Deno.test("an agent started before its seed joins when the seed comes up", async
     await eventually("early joins the seed", async () => {
       const m = await early.get<{ members: { name: string; state: string }[] }>("/v1/members");
       return m.members.filter((x) => x.state === "alive").length === 2;
-    }, 15_000);
+    }, 30_000);
     assertEquals(early.logs.filter((l) => l.level === "error").length, 1);
   } finally {
     await Promise.all(agents.map((a) => a.kill()));

@@ -44,7 +44,7 @@ async function digest(a: AgentProcess): Promise<string> {
   return (await a.get<StoreView>("/v1/store")).digest;
 }
 
-async function converged(agents: AgentProcess[], timeoutMs = 10_000): Promise<string> {
+async function converged(agents: AgentProcess[], timeoutMs = 20_000): Promise<string> {
   return await eventually(
     "all stores converge",
     async () => {
@@ -83,7 +83,7 @@ Deno.test("policy replicates across five agents and survives restarts and kill -
         async () =>
           (await a.get<{ members: { state: string }[] }>("/v1/members")).members
             .filter((m) => m.state === "alive").length === 5,
-        15_000,
+        30_000,
       );
     }
 

@@ -45,7 +45,7 @@ Deno.test("two agents carry a raw TCP service across nodes", async () => {
         const got = await roundTrip(port, ping);
         return new TextDecoder().decode(got) === "ping";
       },
-      15_000,
+      30_000,
       50,
     );
 

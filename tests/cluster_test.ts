@@ -53,7 +53,7 @@ Deno.test("five agents: join by one seed, kill -9 detection, graceful leave, cro
       await eventually(`${a.name} sees 5 alive members`, async () => {
         const m = await a.get<Members>("/v1/members");
         return m.members.filter((x) => x.state === "alive").length === 5;
-      }, 15_000);
+      }, 30_000);
     }
 
     // The operating commands print the same view.

@@ -68,7 +68,7 @@ Deno.test("a 90/10 canary splits traffic across nodes by subset", async () => {
         "/v1/services",
       );
       return s.services.find((x) => x.name === "reviews")?.endpoints.length === 2;
-    }, 15_000);
+    }, 30_000);
 
     const applied = await fetch(`http://${agents[1].admin}/v1/resources`, {
       method: "POST",

@@ -43,7 +43,7 @@ export interface AgentProcess {
 }
 
 /** Starts an agent and resolves once it has logged its bound addresses (or rejects). */
-export async function startAgent(o: AgentOptions, timeoutMs = 20_000): Promise<AgentProcess> {
+export async function startAgent(o: AgentOptions, timeoutMs = 40_000): Promise<AgentProcess> {
   const args = [
     "run",
     "--allow-all",
