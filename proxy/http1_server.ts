@@ -472,6 +472,29 @@ class Http1Session implements Expiring {
     return this.#dispatch(cluster, timeoutMs, snapshot, path, authority, this.plan.pick, start);
   }
 
+  /**
+   * Reads the upstream's final response head, relaying 1xx interim responses to the client as
+   * they come (`onInterim` runs before each is relayed).
+   */
+  async #readFinalResponseHead(
+    up: UpstreamConnection,
+    fresh: boolean,
+    onInterim?: () => void,
+  ): Promise<void> {
+    for (let interim = 0;; interim++) {
+      let headEnd: number;
+      try {
+        headEnd = await up.reader.readHeadEnd();
+      } catch (err) {
+        throw this.#readFailure(err, fresh, interim);
+      }
+      if (this.#acceptResponseHead(up, headEnd, fresh, interim)) return;
+      onInterim?.();
+      await writeAll(this.conn, this.#buildResponseHead(this.res, true, true).view())
+        .catch(() => {});
+    }
+  }
+
   /** The response flag for an exchange that failed while streaming (Envoy's names). */
   #failureFlag(err: unknown): ResponseFlag {
     if (this.timedOut) return "UT";
@@ -861,20 +884,8 @@ class Http1Session implements Expiring {
             }
             if (written < headBytes.length) await this.#sendRest(up, headBytes.subarray(written));
             if (!this.reqBodyDone) bodyPump = this.#pumpRequestBody(up);
-            // Read the final response head, relaying 1xx interim responses as they are.
-            for (let interim = 0;; interim++) {
-              let headEnd: number;
-              try {
-                headEnd = await up.reader.readHeadEnd();
-              } catch (err) {
-                throw this.#readFailure(err, fresh, interim);
-              }
-              if (this.#acceptResponseHead(up, headEnd, fresh, interim)) break;
-              // The client saw an interim answer: this exchange is not tried again.
-              retry = undefined;
-              await writeAll(this.conn, this.#buildResponseHead(this.res, true, true).view())
-                .catch(() => {});
-            }
+            // Once the client has seen an interim answer, this exchange is not tried again.
+            await this.#readFinalResponseHead(up, fresh, () => retry = undefined);
             break;
           } catch (err) {
             pool.release(up, false, 0);
@@ -1070,17 +1081,7 @@ class Http1Session implements Expiring {
       try {
         await this.#sendRest(up, headBytes);
         if (!this.reqBodyDone) bodyPump = this.#pumpRequestBody(up);
-        for (let interim = 0;; interim++) {
-          let headEnd: number;
-          try {
-            headEnd = await up.reader.readHeadEnd();
-          } catch (err) {
-            throw this.#readFailure(err, true, interim);
-          }
-          if (this.#acceptResponseHead(up, headEnd, true, interim)) break;
-          await writeAll(this.conn, this.#buildResponseHead(this.res, true, true).view())
-            .catch(() => {});
-        }
+        await this.#readFinalResponseHead(up, true);
       } catch (err) {
         if (!(err instanceof UpstreamFailure)) throw err;
         up.close();
