@@ -10,11 +10,10 @@
  * the same pooled upstream client) as a fourth target.
  * Internal: `--serve-weft PORT` / `--serve-alternative PORT` run the proxy processes.
  */
-import { freePort, hasCommand, median, waitForPort } from "./support.ts";
-import { CounterChild, realClock, Registry, silentLogger } from "../lib/mod.ts";
+import { freePort, hasCommand, median, serveProxyChild, waitForPort } from "./support.ts";
+import { CounterChild, realClock } from "../lib/mod.ts";
 import { headerName, headerValue, newHead, parseHead } from "../proxy/head.ts";
 import { encoder, hopByHopHeaders, pumpLength, writeAll } from "../proxy/http1.ts";
-import { Proxy } from "../proxy/mod.ts";
 import { PoolManager } from "../proxy/pool.ts";
 import { buildSnapshot, endpoint } from "../proxy/test_util.ts";
 
@@ -37,18 +36,7 @@ async function serveWeft(upstreamPort: number): Promise<void> {
       upstream: { endpoints: [endpoint({ hostname: "127.0.0.1", port: upstreamPort })] },
     },
   });
-  const proxy = new Proxy({ snapshot, logger: silentLogger, metrics: new Registry() });
-  const bound = await proxy.start({
-    outbound: { hostname: "127.0.0.1", port: 0 },
-    inbound: { hostname: "127.0.0.1", port: 0 },
-  });
-  console.log(JSON.stringify({ port: bound.outbound.port }));
-  const stop = async () => {
-    await proxy.stop(100);
-    Deno.exit(0);
-  };
-  Deno.addSignalListener("SIGTERM", stop);
-  Deno.addSignalListener("SIGINT", stop);
+  await serveProxyChild(snapshot);
 }
 
 /**

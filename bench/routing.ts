@@ -11,16 +11,9 @@
  * Run: `deno run --allow-all bench/routing.ts` (add `--quick` for a short run, `--no-proxy` to
  * skip the wrk part, `--proxy-only` for only it). Internal: `--serve-proxy UPSTREAM_PORT` runs the proxy child process.
  */
-import { freePort, hasCommand, median, waitForPort } from "./support.ts";
-import {
-  compileSnapshot,
-  type LoadBalancerConfig,
-  parseNodeConfig,
-  Registry,
-  silentLogger,
-} from "../lib/mod.ts";
+import { freePort, hasCommand, median, serveProxyChild, waitForPort } from "./support.ts";
+import { compileSnapshot, type LoadBalancerConfig, parseNodeConfig } from "../lib/mod.ts";
 import { parseResources } from "../lib/resources/registry.ts";
-import { Proxy } from "../proxy/mod.ts";
 import type { HttpMatchRequest } from "../lib/resources/virtual_service.ts";
 import type { Balancer } from "../proxy/balancer/balancer.ts";
 import { createBalancer } from "../proxy/balancer/factory.ts";
@@ -225,18 +218,7 @@ async function serveProxy(upstreamPort: number): Promise<void> {
     tuning,
     virtualServices: parseResources(twentyRuleVirtualService()),
   }, 1);
-  const proxy = new Proxy({ snapshot, logger: silentLogger, metrics: new Registry() });
-  const bound = await proxy.start({
-    outbound: { hostname: "127.0.0.1", port: 0 },
-    inbound: { hostname: "127.0.0.1", port: 0 },
-  });
-  console.log(JSON.stringify({ port: bound.outbound.port }));
-  const stop = async () => {
-    await proxy.stop(100);
-    Deno.exit(0);
-  };
-  Deno.addSignalListener("SIGTERM", stop);
-  Deno.addSignalListener("SIGINT", stop);
+  await serveProxyChild(snapshot);
 }
 
 async function wrkRps(port: number, host: string, seconds: number): Promise<number> {

@@ -3,6 +3,8 @@
  * What the benchmark scripts share: free loopback ports, waiting for a port to open, finding
  * commands, and medians.
  */
+import { Registry, silentLogger, type Snapshot } from "../lib/mod.ts";
+import { Proxy } from "../proxy/mod.ts";
 
 /** A loopback port that was free a moment ago. */
 export function freePort(): number {
@@ -68,4 +70,23 @@ export async function ensureCommands(packages: Record<string, string>): Promise<
     if (!(await hasCommand(cmd)) && !(await hasCommand(`/usr/sbin/${cmd}`))) still.push(cmd);
   }
   return still;
+}
+
+/**
+ * Child-process mode of a benchmark: serves `snapshot` with a Weft proxy on a free loopback
+ * port, prints `{"port": N}` on stdout for the parent, and exits on SIGTERM/SIGINT.
+ */
+export async function serveProxyChild(snapshot: Snapshot): Promise<void> {
+  const proxy = new Proxy({ snapshot, logger: silentLogger, metrics: new Registry() });
+  const bound = await proxy.start({
+    outbound: { hostname: "127.0.0.1", port: 0 },
+    inbound: { hostname: "127.0.0.1", port: 0 },
+  });
+  console.log(JSON.stringify({ port: bound.outbound.port }));
+  const stop = async () => {
+    await proxy.stop(100);
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGTERM", stop);
+  Deno.addSignalListener("SIGINT", stop);
 }
