@@ -15,14 +15,23 @@ export function adminBase(flag: string | undefined): string {
   return `http://${addr.replace(/^https?:\/\//, "")}`;
 }
 
-/** Calls the admin API and returns parsed JSON; 4xx become UserErrors, the rest operational. */
-export async function adminCall(
+/** A parsed admin API answer of any status. */
+export interface AdminResponse {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+/**
+ * Calls the admin API and parses its JSON answer whatever the status; an unreachable node or
+ * a non-JSON answer is an {@linkcode OperationalError}.
+ */
+export async function adminRequest(
   base: string,
   method: string,
   path: string,
   body?: BodyInit,
   headers?: Record<string, string>,
-): Promise<unknown> {
+): Promise<AdminResponse> {
   let res: Response;
   try {
     res = await fetch(`${base}${path}`, {
@@ -39,18 +48,28 @@ export async function adminCall(
     );
   }
   const text = await res.text();
-  let json: unknown;
   try {
-    json = text ? JSON.parse(text) : {};
+    return { status: res.status, body: text ? JSON.parse(text) : {} };
   } catch {
     throw new OperationalError(
       `admin API answered ${res.status} with non-JSON: ${text.slice(0, 200)}`,
     );
   }
-  if (res.status >= 400) {
+}
+
+/** Calls the admin API and returns parsed JSON; 4xx become UserErrors, the rest operational. */
+export async function adminCall(
+  base: string,
+  method: string,
+  path: string,
+  body?: BodyInit,
+  headers?: Record<string, string>,
+): Promise<unknown> {
+  const { status, body: json } = await adminRequest(base, method, path, body, headers);
+  if (status >= 400) {
     const e = json as { error?: string; details?: { path: string; message: string }[] };
-    const msg = e.error ?? `HTTP ${res.status}`;
-    if (res.status < 500) throw new UserError(msg, e.details ?? []);
+    const msg = e.error ?? `HTTP ${status}`;
+    if (status < 500) throw new UserError(msg, e.details ?? []);
     throw new OperationalError(msg);
   }
   return json;

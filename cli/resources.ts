@@ -6,6 +6,7 @@
  * 1 operational failure (node unreachable, not found, `--wait` timed out), 2 user error with
  * one line naming the flag or field.
  */
+import { adminRequest, type AdminResponse, OperationalError } from "./admin_client.ts";
 import { errorMessage, parseHostPort, UserError } from "../lib/mod.ts";
 import {
   findKind,
@@ -110,44 +111,22 @@ export const resourceSpecs: Record<"apply" | "get" | "delete", CommandSpec> = {
   },
 };
 
-class OperationalFailure extends Error {}
+type HttpResult = AdminResponse;
 
-interface HttpResult {
-  status: number;
-  body: Record<string, unknown>;
-}
-
-async function call(
+function call(
   admin: string,
   method: string,
   path: string,
   body?: string,
   contentType?: string,
 ): Promise<HttpResult> {
-  const base = `http://${admin.replace(/^https?:\/\//, "")}`;
-  let res: Response;
-  try {
-    res = await fetch(`${base}${path}`, {
-      method,
-      body,
-      headers: contentType ? { "content-type": contentType } : undefined,
-      signal: AbortSignal.timeout(10_000),
-    });
-  } catch (err) {
-    throw new OperationalFailure(
-      `cannot reach the Weft admin API at ${base}: ${
-        errorMessage(err)
-      } (is 'weft agent' running? use --admin or WEFT_ADMIN)`,
-    );
-  }
-  const text = await res.text();
-  try {
-    return { status: res.status, body: text ? JSON.parse(text) : {} };
-  } catch {
-    throw new OperationalFailure(
-      `admin API answered ${res.status} with non-JSON: ${text.slice(0, 200)}`,
-    );
-  }
+  return adminRequest(
+    `http://${admin.replace(/^https?:\/\//, "")}`,
+    method,
+    path,
+    body,
+    contentType ? { "content-type": contentType } : undefined,
+  );
 }
 
 function failIfError(r: HttpResult): void {
@@ -155,7 +134,7 @@ function failIfError(r: HttpResult): void {
   const e = r.body as { error?: string; details?: { path: string; message: string }[] };
   const msg = e.error ?? `HTTP ${r.status}`;
   if (r.status === 400) throw new UserError(msg, e.details ?? []);
-  throw new OperationalFailure(r.status === 404 ? `Error from server (NotFound): ${msg}` : msg);
+  throw new OperationalError(r.status === 404 ? `Error from server (NotFound): ${msg}` : msg);
 }
 
 /** Parses `30s`, `500ms`, `2m` or a bare number of seconds. */
@@ -195,7 +174,7 @@ async function run(
       if (d.length > 1) { for (const i of d) env.stderr(`  ${i.path}: ${i.message}`); }
       return 2;
     }
-    if (err instanceof OperationalFailure) {
+    if (err instanceof OperationalError) {
       env.stderr(`weft: ${err.message}`);
       return 1;
     }
