@@ -32,7 +32,7 @@ import type {
   RouteRetryPolicy,
   Snapshot,
 } from "../lib/mod.ts";
-import type { Clock, TimerId } from "../lib/mod.ts";
+import type { Clock } from "../lib/mod.ts";
 import type { Balancer, PickContext, PickOutcome } from "./balancer/balancer.ts";
 import type { CircuitBreaker, PendingConnection } from "./breaker.ts";
 import type { ClusterManager, ClusterState } from "./cluster.ts";
@@ -1230,43 +1230,10 @@ class Http1Session implements Expiring {
       ? ctx.metrics.upgradedOutbound
       : ctx.metrics.upgradedInbound;
     tunnels.inc();
-    const clock = ctx.clock;
-    let lastActivity = clock.now();
-    const closeBoth = (): void => {
-      up.close();
-      closeQuietly(this.conn);
-    };
-    // One timer per tunnel, re-armed from the last activity: tunnels are few and long-lived,
-    // so the per-request deadline scan (every 10 ms while armed) would cost more.
-    let idleTimer: TimerId | undefined;
-    const checkIdle = (): void => {
-      const idleUntil = lastActivity + idleMs;
-      const now = clock.now();
-      if (now >= idleUntil) {
-        idleTimer = undefined;
-        ctx.logger.debug("upgraded connection idle timeout", { requestId: this.requestId });
-        closeBoth();
-      } else idleTimer = clock.setTimeout(checkIdle, idleUntil - now);
-    };
-    idleTimer = clock.setTimeout(checkIdle, idleMs);
-    const pipe = async (src: ConnReader, dst: Deno.TcpConn): Promise<void> => {
-      for (;;) {
-        if (src.buffered > 0) {
-          await writeAll(dst, src.buf.subarray(src.start, src.end));
-          src.start = src.end;
-        }
-        if (!(await src.fill())) break;
-        lastActivity = clock.now();
-      }
-      await dst.closeWrite();
-    };
     try {
-      await Promise.all([
-        pipe(this.reader, up.conn).catch(closeBoth),
-        pipe(up.reader, this.conn).catch(closeBoth),
-      ]);
+      await joinConnections(this.reader, up.reader, idleMs, ctx.clock);
     } finally {
-      if (idleTimer !== undefined) clock.clearTimeout(idleTimer);
+      up.close();
       tunnels.dec();
     }
     return false;
