@@ -16,6 +16,8 @@ import { headerName, headerValue, newHead, parseHead } from "../proxy/head.ts";
 import { encoder, hopByHopHeaders, pumpLength, writeAll } from "../proxy/http1.ts";
 import { PoolManager } from "../proxy/pool.ts";
 import { buildSnapshot, endpoint } from "../proxy/test_util.ts";
+import { denoNetwork, type Network, type StreamConn } from "../proxy/io/net.ts";
+import { createEpollNetwork } from "../proxy/io/epoll.ts";
 
 const args = Deno.args;
 function flag(name: string, fallback: number): number {
@@ -30,13 +32,13 @@ function flag(name: string, fallback: number): number {
 }
 
 /** Child mode: run Weft with one outbound service "upstream" pointing at the nginx upstream. */
-async function serveWeft(upstreamPort: number): Promise<void> {
+async function serveWeft(upstreamPort: number, network: Network): Promise<void> {
   const snapshot = buildSnapshot({
     outbound: {
       upstream: { endpoints: [endpoint({ hostname: "127.0.0.1", port: upstreamPort })] },
     },
   });
-  await serveProxyChild(snapshot);
+  await serveProxyChild(snapshot, network);
 }
 
 /**
@@ -70,7 +72,7 @@ function serveAlternative(upstreamPort: number): void {
     const chunks: Uint8Array<ArrayBuffer>[] = [];
     const sink = {
       write: (p: Uint8Array) => (chunks.push(p.slice()), Promise.resolve(p.length)),
-    } as unknown as Deno.Conn;
+    } as unknown as StreamConn;
     await pumpLength(up.reader, sink, head.contentLength);
     pool.release(up, true, 128);
     return new Response(chunks.length === 1 ? chunks[0] : null, { status: head.status, headers });
@@ -252,6 +254,7 @@ async function main(): Promise<void> {
       return port;
     };
     const weftPort = await spawnChild("--serve-weft");
+    const weftDenoPort = await spawnChild("--serve-weft-deno");
     const altPort = alternatives ? await spawnChild("--serve-alternative") : 0;
     await waitForPort(upstreamPort);
     await waitForPort(nginxProxyPort);
@@ -275,6 +278,12 @@ async function main(): Promise<void> {
         url: `http://127.0.0.1:${weftPort}/`,
         host: "upstream",
         pids: [pidOf.get("--serve-weft")!],
+      },
+      {
+        name: "weft-deno-sockets",
+        url: `http://127.0.0.1:${weftDenoPort}/`,
+        host: "upstream",
+        pids: [pidOf.get("--serve-weft-deno")!],
       },
     ];
     if (alternatives) {
@@ -367,7 +376,12 @@ async function main(): Promise<void> {
 }
 
 const serveIndex = args.indexOf("--serve-weft");
+const serveDenoIndex = args.indexOf("--serve-weft-deno");
 const altIndex = args.indexOf("--serve-alternative");
-if (serveIndex >= 0) await serveWeft(Number(args[serveIndex + 1]));
+if (serveIndex >= 0) {
+  const network = createEpollNetwork();
+  if (!network) throw new Error("the epoll network backend cannot load here");
+  await serveWeft(Number(args[serveIndex + 1]), network);
+} else if (serveDenoIndex >= 0) await serveWeft(Number(args[serveDenoIndex + 1]), denoNetwork);
 else if (altIndex >= 0) serveAlternative(Number(args[altIndex + 1]));
 else await main();

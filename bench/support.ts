@@ -5,6 +5,7 @@
  */
 import { Registry, silentLogger, type Snapshot } from "../lib/mod.ts";
 import { Proxy } from "../proxy/mod.ts";
+import type { Network } from "../proxy/io/net.ts";
 
 /** A loopback port that was free a moment ago. */
 export function freePort(): number {
@@ -76,8 +77,8 @@ export async function ensureCommands(packages: Record<string, string>): Promise<
  * Child-process mode of a benchmark: serves `snapshot` with a Weft proxy on a free loopback
  * port, prints `{"port": N}` on stdout for the parent, and exits on SIGTERM/SIGINT.
  */
-export async function serveProxyChild(snapshot: Snapshot): Promise<void> {
-  const proxy = new Proxy({ snapshot, logger: silentLogger, metrics: new Registry() });
+export async function serveProxyChild(snapshot: Snapshot, network?: Network): Promise<void> {
+  const proxy = new Proxy({ snapshot, logger: silentLogger, metrics: new Registry(), network });
   const bound = await proxy.start({
     outbound: { hostname: "127.0.0.1", port: 0 },
     inbound: { hostname: "127.0.0.1", port: 0 },

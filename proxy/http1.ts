@@ -9,6 +9,7 @@
  * framing is forwarded verbatim and only scanned to find where the message ends), so memory
  * stays bounded by one buffer per connection whatever the body size.
  */
+import type { StreamConn } from "./io/net.ts";
 
 /** Largest request or response head accepted (Envoy's default max_request_headers_kb is 60). */
 export const maxHeadBytes = 64 * 1024;
@@ -40,7 +41,7 @@ export class ConnReader {
   start = 0;
   end = 0;
 
-  constructor(readonly conn: Deno.Conn, size = readBufferBytes) {
+  constructor(readonly conn: StreamConn, size = readBufferBytes) {
     this.buf = new Uint8Array(size);
   }
 
@@ -253,7 +254,7 @@ function hexValue(c: number): number {
 }
 
 /** Writes all of `bytes`; a failure is a {@linkcode PipeError} on the "dst" side. */
-export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+export async function writeAll(conn: StreamConn, bytes: Uint8Array): Promise<void> {
   let off = 0;
   try {
     while (off < bytes.length) {
@@ -279,7 +280,7 @@ async function fillOrFail(src: ConnReader): Promise<void> {
  * Moves exactly `length` body bytes from `src` (its buffer first) to `dst`. Returns when done;
  * the buffer keeps whatever follows the body (a pipelined next message).
  */
-export async function pumpLength(src: ConnReader, dst: Deno.Conn, length: number): Promise<void> {
+export async function pumpLength(src: ConnReader, dst: StreamConn, length: number): Promise<void> {
   let left = length;
   while (left > 0) {
     if (src.buffered === 0) await fillOrFail(src);
@@ -293,7 +294,7 @@ export async function pumpLength(src: ConnReader, dst: Deno.Conn, length: number
 /** Moves a chunked body verbatim (framing, extensions and trailers included) from `src` to `dst`. */
 export async function pumpChunked(
   src: ConnReader,
-  dst: Deno.Conn,
+  dst: StreamConn,
   scanner: ChunkedScanner,
 ): Promise<void> {
   scanner.reset();
@@ -307,7 +308,7 @@ export async function pumpChunked(
 }
 
 /** Moves bytes from `src` to `dst` until `src` reaches end of stream. */
-export async function pumpUntilClose(src: ConnReader, dst: Deno.Conn): Promise<void> {
+export async function pumpUntilClose(src: ConnReader, dst: StreamConn): Promise<void> {
   for (;;) {
     if (src.buffered > 0) {
       await writeAll(dst, src.buf.subarray(src.start, src.end));

@@ -25,6 +25,7 @@
  * and after a `101` a byte tunnel with an idle timeout instead of the route timeout
  * (#upgrade, #tunnel), as Envoy's `upgrade_configs` do.
  */
+import type { StreamConn } from "./io/net.ts";
 import type {
   ClusterConfig,
   EndpointConfig,
@@ -162,7 +163,7 @@ class Http1Session implements Expiring {
   readonly reqScanner = new ChunkedScanner();
   readonly resScanner = new ChunkedScanner();
   readonly clientIp: string;
-  readonly conn: Deno.TcpConn;
+  readonly conn: StreamConn;
   readonly outcome: PickOutcome = { latencyMs: 0, ok: true };
 
   // Per-request state, reset at the start of each request.

@@ -5,11 +5,12 @@
  * and drain on stop. A handler reports whether its connection is between requests, so a drain
  * can close idle connections at once and let busy ones finish.
  */
+import type { Network, StreamConn, StreamListener } from "./io/net.ts";
 import type { HostPort } from "../lib/mod.ts";
 
 /** One accepted connection as the listener tracks it. */
 export interface TrackedConnection {
-  readonly conn: Deno.TcpConn;
+  readonly conn: StreamConn;
   /** True while no request is in progress; set by the protocol handler. */
   idle: boolean;
 }
@@ -19,7 +20,7 @@ export type ConnectionHandler = (tracked: TrackedConnection) => Promise<void>;
 
 /** A bound TCP listener with its accept loop. */
 export class TcpListener {
-  readonly #listener: Deno.TcpListener;
+  readonly #listener: StreamListener;
   readonly #connections = new Set<TrackedConnection>();
   readonly #tasks = new Set<Promise<void>>();
   readonly #acceptLoop: Promise<void>;
@@ -27,16 +28,15 @@ export class TcpListener {
   /** Bound address (the real port when 0 was asked for). */
   readonly addr: HostPort;
 
-  constructor(addr: HostPort, readonly handler: ConnectionHandler) {
-    this.#listener = Deno.listen({ hostname: addr.hostname, port: addr.port, transport: "tcp" });
-    const bound = this.#listener.addr;
-    this.addr = { hostname: bound.hostname, port: bound.port };
+  constructor(network: Network, addr: HostPort, readonly handler: ConnectionHandler) {
+    this.#listener = network.listen(addr);
+    this.addr = this.#listener.addr;
     this.#acceptLoop = this.#accept();
   }
 
   async #accept(): Promise<void> {
     for (;;) {
-      let conn: Deno.TcpConn;
+      let conn: StreamConn;
       try {
         conn = await this.#listener.accept();
       } catch {
@@ -101,7 +101,7 @@ export class TcpListener {
 }
 
 /** Closes a connection, ignoring "already closed". */
-export function closeQuietly(conn: Deno.Conn): void {
+export function closeQuietly(conn: StreamConn): void {
   try {
     conn.close();
   } catch {

@@ -21,6 +21,7 @@ import { DeadlineTicker } from "./deadlines.ts";
 import { MirrorSender } from "./filters/mirror.ts";
 import { type Http1Context, serveHttp1 } from "./http1_server.ts";
 import { TcpListener } from "./listener.ts";
+import { denoNetwork, type Network } from "./io/net.ts";
 import { PoolManager } from "./pool.ts";
 import { type AccessLogSink, type ListenerKind, ProxyMetrics } from "./stats.ts";
 import { serveTcpUpstream, type TcpContext, TcpMetrics } from "./tcp.ts";
@@ -49,6 +50,11 @@ export interface ProxyOptions {
    * upstream endpoint, duration, request id). When absent, entries are logged at debug level.
    */
   accessLog?: AccessLogSink;
+  /**
+   * Where sockets come from (io/net.ts); default Deno's own. The agent passes the epoll
+   * backend when it can load it.
+   */
+  network?: Network;
 }
 
 /** Where to listen; port 0 picks a free port. */
@@ -117,6 +123,7 @@ export class Proxy {
   readonly #metrics: ProxyMetrics;
   readonly #clusters: ClusterManager;
   readonly #pools: PoolManager;
+  readonly #network: Network;
   readonly #deadlines: DeadlineTicker;
   readonly #accessLog: AccessLogSink | undefined;
   readonly #mirrors = new MirrorSender();
@@ -135,7 +142,12 @@ export class Proxy {
     this.#clusters = new ClusterManager(this.#logger, this.#clock);
     this.#deadlines = new DeadlineTicker(this.#clock);
     const opened = this.#metrics.upstreamOpened;
-    this.#pools = new PoolManager(this.#clock, (endpoint) => opened.with({ endpoint }));
+    this.#network = options.network ?? denoNetwork;
+    this.#pools = new PoolManager(
+      this.#clock,
+      (endpoint) => opened.with({ endpoint }),
+      this.#network,
+    );
     const logger = this.#logger;
     this.#accessLog = options.accessLog ??
       (logger.enabled("debug") ? (e) => logger.debug("access", { ...e }) : undefined);
@@ -196,7 +208,11 @@ export class Proxy {
       const addr = { hostname: upstream.localHost, port: upstream.localPort };
       let listener: TcpListener;
       try {
-        listener = new TcpListener(addr, (tracked) => serveTcpUpstream(tracked, upstream, ctx));
+        listener = new TcpListener(
+          this.#network,
+          addr,
+          (tracked) => serveTcpUpstream(tracked, upstream, ctx),
+        );
       } catch (err) {
         throw new Error(
           `cannot listen on ${addr.hostname}:${addr.port} (tcp upstream ${upstream.service}): ${
@@ -231,7 +247,7 @@ export class Proxy {
     this.#contexts.push(ctx);
     const accepted = this.#metrics.downstreamOpened.with({ listener: kind });
     try {
-      return new TcpListener(addr, (tracked) => {
+      return new TcpListener(this.#network, addr, (tracked) => {
         accepted.inc();
         return serveHttp1(tracked, ctx);
       });

@@ -5,6 +5,7 @@
  * reused last-in first-out (the warmest socket, least likely closed by the peer) and a sweeper
  * closes those idle longer than the snapshot's `upstreamIdleTimeoutMs`.
  */
+import { denoNetwork, type Network, type StreamConn } from "./io/net.ts";
 import type { Clock, CounterChild, TimerId } from "../lib/mod.ts";
 import { ConnReader } from "./http1.ts";
 
@@ -16,7 +17,7 @@ export class UpstreamConnection {
   /** Exchanges completed on this connection (0 on a fresh one). */
   uses = 0;
 
-  constructor(readonly conn: Deno.TcpConn, readonly pool: EndpointPool) {
+  constructor(readonly conn: StreamConn, readonly pool: EndpointPool) {
     this.reader = new ConnReader(conn);
   }
 
@@ -52,6 +53,7 @@ export class EndpointPool {
     readonly port: number,
     readonly clock: Clock,
     readonly opened: CounterChild,
+    readonly network: Network,
   ) {}
 
   get idleCount(): number {
@@ -75,7 +77,7 @@ export class EndpointPool {
   async connect(timeoutMs: number): Promise<UpstreamConnection> {
     let timer: TimerId | undefined;
     let timedOut = false;
-    const attempt = Deno.connect({ hostname: this.hostname, port: this.port });
+    const attempt = this.network.connect(this.hostname, this.port);
     try {
       const conn = timeoutMs > 0
         ? await Promise.race([
@@ -151,13 +153,14 @@ export class PoolManager {
   constructor(
     readonly clock: Clock,
     readonly openedFor: (endpointKey: string) => CounterChild,
+    readonly network: Network = denoNetwork,
   ) {}
 
   /** The pool for an endpoint, created on first use. */
   pool(key: string, hostname: string, port: number): EndpointPool {
     let p = this.#pools.get(key);
     if (!p) {
-      p = new EndpointPool(key, hostname, port, this.clock, this.openedFor(key));
+      p = new EndpointPool(key, hostname, port, this.clock, this.openedFor(key), this.network);
       this.#pools.set(key, p);
     }
     return p;

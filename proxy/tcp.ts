@@ -14,6 +14,7 @@
  * the client at once (flag `UH`); a failed connect or refused handshake closes it too (`UF`).
  * Circuit-breaker limits are not applied to TCP connections.
  */
+import type { StreamConn } from "./io/net.ts";
 import type { Clock, Counter, Gauge, Logger, Registry, TimerId } from "../lib/mod.ts";
 import type { Snapshot, TcpUpstreamConfig } from "../lib/mod.ts";
 import type { ClusterManager } from "./cluster.ts";
@@ -84,7 +85,7 @@ export async function joinConnections(
     } else idleTimer = clock.setTimeout(checkIdle, idleUntil - now);
   };
   if (idleMs > 0) idleTimer = clock.setTimeout(checkIdle, idleMs);
-  const pipe = async (src: ConnReader, dst: Deno.Conn): Promise<void> => {
+  const pipe = async (src: ConnReader, dst: StreamConn): Promise<void> => {
     for (;;) {
       if (src.buffered > 0) {
         await writeAll(dst, src.buf.subarray(src.start, src.end));

@@ -3,6 +3,7 @@
  * Helpers for proxy tests and benchmarks: hand-built snapshots and small upstream servers on
  * ephemeral loopback ports. Not used by the proxy itself.
  */
+import type { StreamConn } from "./io/net.ts";
 import type {
   ClusterConfig,
   EndpointConfig,
@@ -352,13 +353,13 @@ export class TestClient {
 /** Collects bytes written through a minimal Deno.Conn shape (only `write` is used). */
 class CollectingConn {
   #parts: Uint8Array[] = [];
-  asConn(): Deno.Conn {
+  asConn(): StreamConn {
     return {
       write: (p: Uint8Array) => {
         this.#parts.push(p.slice());
         return Promise.resolve(p.length);
       },
-    } as unknown as Deno.Conn;
+    } as unknown as StreamConn;
   }
   bytes(): Uint8Array {
     const out = new Uint8Array(this.#parts.reduce((s, p) => s + p.length, 0));

@@ -1,0 +1,570 @@
+/**
+ * @module
+ * The epoll network backend: nonblocking sockets driven by one edge-triggered epoll set, with
+ * `recv`/`send`/`accept4`/`connect` as synchronous FFI calls and `epoll_wait` as the only call
+ * that blocks, on a runtime worker thread, so the JS thread never does. One wait reports
+ * readiness for every socket that changed, however many.
+ *
+ * Readiness is tracked per socket as hints (`readable`, `writable`): a call is tried when the
+ * hint says so, and a would-block answer clears the hint and parks the caller until the next
+ * edge. Hints may be stale (a file descriptor reused within one batch, an edge reported for
+ * bytes already read); a stale hint only costs one call that answers EAGAIN.
+ * A short read clears `readable` (the kernel buffer was emptied, so new bytes make a new edge)
+ * unless the peer already hung up, whose edge will not come again (nginx does the same).
+ *
+ * Only IPv4 literals are handled here; other addresses (names, IPv6) go to Deno's sockets,
+ * which the proxy mixes freely since both are {@linkcode StreamConn}s.
+ */
+import type { HostPort } from "../../lib/mod.ts";
+import {
+  AF_INET,
+  EAGAIN,
+  EFD_CLOEXEC,
+  EFD_NONBLOCK,
+  EINPROGRESS,
+  EINTR,
+  EPOLL_CLOEXEC,
+  EPOLL_CTL_ADD,
+  EPOLLERR,
+  EPOLLET,
+  EPOLLHUP,
+  EPOLLIN,
+  EPOLLOUT,
+  EPOLLRDHUP,
+  IPPROTO_TCP,
+  type Libc,
+  loadLibc,
+  MSG_NOSIGNAL,
+  parseIpv4,
+  SHUT_WR,
+  SO_ERROR,
+  SO_REUSEADDR,
+  SOCK_CLOEXEC,
+  SOCK_NONBLOCK,
+  SOCK_STREAM,
+  SOL_SOCKET,
+  TCP_NODELAY,
+  writeSockaddrIn,
+} from "./libc.ts";
+import { denoNetwork, type Network, type StreamConn, type StreamListener } from "./net.ts";
+
+/** Events reported by one wait at most; more stay queued in the kernel for the next one. */
+const maxEvents = 256;
+const streamEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+const hangupEvents = EPOLLRDHUP | EPOLLHUP | EPOLLERR;
+/** Synchronous polls in a row before the loop yields to the runtime once. */
+const fairnessRounds = 64;
+/** Microtask turns given to settled promise chains before the next poll. */
+const settleTurns = 8;
+
+/** Maps an errno to the `Deno.errors` class Deno's own sockets would throw. */
+function socketError(errno: number, what: string): Error {
+  const message = `${what}: errno ${errno}`;
+  switch (errno) {
+    case 104:
+      return new Deno.errors.ConnectionReset(message);
+    case 32:
+      return new Deno.errors.BrokenPipe(message);
+    case 111:
+      return new Deno.errors.ConnectionRefused(message);
+    case 103:
+      return new Deno.errors.ConnectionAborted(message);
+    case 110:
+      return new Deno.errors.TimedOut(message);
+    case 98:
+      return new Deno.errors.AddrInUse(message);
+    case 99:
+      return new Deno.errors.AddrNotAvailable(message);
+    case 13:
+      return new Deno.errors.PermissionDenied(message);
+    default:
+      return new Error(message);
+  }
+}
+
+function closedError(): Error {
+  return new Deno.errors.BadResource("socket closed");
+}
+
+/** Something registered in the epoll set. */
+interface Pollable {
+  onEvents(events: number): void;
+}
+
+/** One epoll set and the loop that waits on it while any socket is registered. */
+class Reactor {
+  readonly #epfd: number;
+  readonly #wakeFd: number;
+  readonly #events: Uint8Array<ArrayBuffer>;
+  readonly #view: DataView;
+  readonly #ctl = new Uint8Array(16);
+  readonly #wakeBytes = new Uint8Array(8);
+  readonly #handlers: (Pollable | undefined)[] = [];
+  #count = 0;
+  #loop: Promise<void> | null = null;
+
+  constructor(readonly c: Libc) {
+    const s = c.sym;
+    this.#epfd = s.epoll_create1(EPOLL_CLOEXEC);
+    if (this.#epfd < 0) throw socketError(c.errno(), "epoll_create1");
+    this.#wakeFd = s.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (this.#wakeFd < 0) throw socketError(c.errno(), "eventfd");
+    this.#ctlAdd(this.#wakeFd, EPOLLIN);
+    this.#events = new Uint8Array(maxEvents * c.epollEventSize);
+    this.#view = new DataView(this.#events.buffer);
+  }
+
+  #ctlAdd(fd: number, events: number): void {
+    const v = new DataView(this.#ctl.buffer);
+    v.setUint32(0, events >>> 0, true);
+    v.setUint32(this.c.epollDataOffset, fd, true);
+    v.setUint32(this.c.epollDataOffset + 4, 0, true);
+    if (this.c.sym.epoll_ctl(this.#epfd, EPOLL_CTL_ADD, fd, this.#ctl) < 0) {
+      throw socketError(this.c.errno(), "epoll_ctl");
+    }
+  }
+
+  /** Registers `fd` (edge-triggered) and starts the wait loop if it was stopped. */
+  add(fd: number, handler: Pollable, events = streamEvents): void {
+    this.#ctlAdd(fd, events);
+    if (this.#handlers[fd] === undefined) this.#count++;
+    this.#handlers[fd] = handler;
+    this.#loop ??= this.#run();
+  }
+
+  /** Hands the events of an already registered `fd` to another handler. */
+  replace(fd: number, handler: Pollable): void {
+    this.#handlers[fd] = handler;
+  }
+
+  /** Forgets `fd`; the caller closes it, which also removes it from the epoll set. */
+  remove(fd: number): void {
+    if (this.#handlers[fd] === undefined) return;
+    this.#handlers[fd] = undefined;
+    if (--this.#count === 0) this.#wake();
+  }
+
+  #wake(): void {
+    const b = this.#wakeBytes;
+    b.fill(0);
+    b[0] = 1;
+    this.c.sym.write(this.#wakeFd, b, 8n);
+  }
+
+  /** Resolves when no socket is registered and no wait is pending. */
+  settled(): Promise<void> {
+    return this.#loop ?? Promise.resolve();
+  }
+
+  /**
+   * Waits for events and hands them out until no socket is registered. While events keep
+   * coming, the set is polled synchronously (one syscall) after the handlers' promise chains
+   * ran; only an empty poll pays for a blocking wait on a worker thread (a thread handoff costs
+   * tens of microseconds). Every `fairnessRounds` polls the loop still goes through the runtime
+   * once, so timers and Deno's own sockets are never starved under sustained load.
+   */
+  async #run(): Promise<void> {
+    const s = this.c.sym;
+    const epfd = this.#epfd;
+    const events = this.#events;
+    let failures = 0;
+    let rounds = 0;
+    try {
+      while (this.#count > 0) {
+        let n = ++rounds < fairnessRounds ? s.epoll_poll(epfd, events, maxEvents, 0) : 0;
+        if (n === 0) {
+          rounds = 0;
+          n = await s.epoll_wait(epfd, events, maxEvents, -1);
+        }
+        if (n < 0) {
+          // EINTR is the only expected failure; anything persistent would spin, so give up
+          // after a bounded number and let sockets fail rather than hang.
+          if (++failures > 1000) throw new Error("epoll_wait keeps failing");
+          continue;
+        }
+        failures = 0;
+        this.#dispatch(n);
+        // Let the continuations of the promises just settled run (reads parsed, writes
+        // issued) before polling again; chains in the proxy are a few steps deep.
+        for (let i = 0; i < settleTurns; i++) await null;
+      }
+    } finally {
+      this.#loop = null;
+    }
+  }
+
+  #dispatch(n: number): void {
+    const stride = this.c.epollEventSize;
+    const dataOffset = this.c.epollDataOffset;
+    const view = this.#view;
+    for (let i = 0, off = 0; i < n; i++, off += stride) {
+      const events = view.getUint32(off, true);
+      const fd = view.getUint32(off + dataOffset, true);
+      if (fd === this.#wakeFd) {
+        this.c.sym.read(this.#wakeFd, this.#wakeBytes, 8n);
+        continue;
+      }
+      this.#handlers[fd]?.onEvents(events);
+    }
+  }
+}
+
+let reactor: Reactor | null = null;
+function getReactor(c: Libc): Reactor {
+  return reactor ??= new Reactor(c);
+}
+
+interface PendingRead {
+  buf: Uint8Array;
+  resolve: (n: number | null) => void;
+  reject: (e: Error) => void;
+}
+
+interface PendingWrite {
+  buf: Uint8Array;
+  resolve: (n: number) => void;
+  reject: (e: Error) => void;
+}
+
+/** A connected nonblocking TCP socket. */
+class EpollConn implements StreamConn, Pollable {
+  #readable = true;
+  #writable = true;
+  #hungUp = false;
+  #closed = false;
+  #pendingRead: PendingRead | null = null;
+  #pendingWrite: PendingWrite | null = null;
+  #remote: Deno.NetAddr | null = null;
+
+  constructor(
+    readonly c: Libc,
+    readonly r: Reactor,
+    readonly fd: number,
+    /** `sockaddr_in` of the peer (null: ask the kernel when first needed). */
+    readonly peer: { host: string; port: number } | null,
+  ) {}
+
+  get remoteAddr(): Deno.NetAddr {
+    return this.#remote ??= {
+      transport: "tcp",
+      hostname: this.peer?.host ?? "0.0.0.0",
+      port: this.peer?.port ?? 0,
+    };
+  }
+
+  /** One recv: a count, 0 for end of stream, -1 when it would block; throws on error. */
+  #recv(buf: Uint8Array): number {
+    for (;;) {
+      const n = this.c.sym.recv(this.fd, buf, BigInt(buf.length), 0);
+      if (n > 0) {
+        if (n < buf.length && !this.#hungUp) this.#readable = false;
+        return n;
+      }
+      if (n === 0) return 0;
+      const errno = this.c.errno();
+      if (errno === EINTR) continue;
+      if (errno === EAGAIN) {
+        this.#readable = false;
+        return -1;
+      }
+      throw socketError(errno, "recv");
+    }
+  }
+
+  read(buf: Uint8Array): Promise<number | null> {
+    if (this.#closed) return Promise.reject(closedError());
+    if (this.#pendingRead) return Promise.reject(new Deno.errors.Busy("read already pending"));
+    if (buf.length === 0) return Promise.resolve(0);
+    if (this.#readable) {
+      let n: number;
+      try {
+        n = this.#recv(buf);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      if (n >= 0) return Promise.resolve(n === 0 ? null : n);
+    }
+    return new Promise((resolve, reject) => (this.#pendingRead = { buf, resolve, reject }));
+  }
+
+  /** One send: a count, -1 when it would block; throws on error. */
+  #send(buf: Uint8Array): number {
+    for (;;) {
+      const n = this.c.sym.send(this.fd, buf, BigInt(buf.length), MSG_NOSIGNAL);
+      if (n >= 0) {
+        if (n < buf.length) this.#writable = false;
+        return n;
+      }
+      const errno = this.c.errno();
+      if (errno === EINTR) continue;
+      if (errno === EAGAIN) {
+        this.#writable = false;
+        return -1;
+      }
+      throw socketError(errno, "send");
+    }
+  }
+
+  write(buf: Uint8Array): Promise<number> {
+    if (this.#closed) return Promise.reject(closedError());
+    if (this.#pendingWrite) return Promise.reject(new Deno.errors.Busy("write already pending"));
+    if (buf.length === 0) return Promise.resolve(0);
+    if (this.#writable) {
+      let n: number;
+      try {
+        n = this.#send(buf);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      if (n > 0) return Promise.resolve(n);
+    }
+    return new Promise((resolve, reject) => (this.#pendingWrite = { buf, resolve, reject }));
+  }
+
+  onEvents(events: number): void {
+    if (events & hangupEvents) this.#hungUp = true;
+    if (events & (EPOLLIN | hangupEvents)) {
+      this.#readable = true;
+      const p = this.#pendingRead;
+      if (p) {
+        try {
+          const n = this.#recv(p.buf);
+          if (n >= 0) {
+            this.#pendingRead = null;
+            p.resolve(n === 0 ? null : n);
+          }
+        } catch (err) {
+          this.#pendingRead = null;
+          p.reject(err as Error);
+        }
+      }
+    }
+    if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) {
+      this.#writable = true;
+      const p = this.#pendingWrite;
+      if (p) {
+        try {
+          const n = this.#send(p.buf);
+          if (n > 0) {
+            this.#pendingWrite = null;
+            p.resolve(n);
+          }
+        } catch (err) {
+          this.#pendingWrite = null;
+          p.reject(err as Error);
+        }
+      }
+    }
+  }
+
+  closeWrite(): Promise<void> {
+    if (this.#closed) return Promise.reject(closedError());
+    if (this.c.sym.shutdown(this.fd, SHUT_WR) < 0) {
+      return Promise.reject(socketError(this.c.errno(), "shutdown"));
+    }
+    return Promise.resolve();
+  }
+
+  close(): void {
+    if (this.#closed) throw closedError();
+    this.#closed = true;
+    this.r.remove(this.fd);
+    this.c.sym.close(this.fd);
+    const r = this.#pendingRead, w = this.#pendingWrite;
+    this.#pendingRead = this.#pendingWrite = null;
+    if (r) r.reject(new Deno.errors.Interrupted("socket closed during read"));
+    if (w) w.reject(new Deno.errors.Interrupted("socket closed during write"));
+  }
+
+  setNoDelay(noDelay = true): void {
+    if (this.#closed) return;
+    setIntOption(this.c, this.fd, IPPROTO_TCP, TCP_NODELAY, noDelay ? 1 : 0);
+  }
+}
+
+function setIntOption(c: Libc, fd: number, level: number, name: number, value: number): void {
+  const v = new Int32Array([value]);
+  if (c.sym.setsockopt(fd, level, name, new Uint8Array(v.buffer), 4) < 0) {
+    throw socketError(c.errno(), "setsockopt");
+  }
+}
+
+function newSocket(c: Libc): number {
+  const fd = c.sym.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw socketError(c.errno(), "socket");
+  return fd;
+}
+
+/** A listening nonblocking socket; accepts in a burst on each edge. */
+class EpollListener implements StreamListener, Pollable {
+  readonly addr: HostPort;
+  readonly #fd: number;
+  readonly #sockaddr = new Uint8Array(16);
+  readonly #addrLen = new Uint32Array(1);
+  #readable = true;
+  #closed = false;
+  readonly #waiting: { resolve: (c: StreamConn) => void; reject: (e: Error) => void }[] = [];
+
+  constructor(readonly c: Libc, readonly r: Reactor, addr: HostPort, ipv4: number[]) {
+    const fd = newSocket(c);
+    try {
+      setIntOption(c, fd, SOL_SOCKET, SO_REUSEADDR, 1);
+      const sa = new Uint8Array(16);
+      writeSockaddrIn(sa, ipv4, addr.port);
+      if (c.sym.bind(fd, sa, 16) < 0) throw socketError(c.errno(), `bind ${addr.hostname}`);
+      if (c.sym.listen(fd, 1024) < 0) throw socketError(c.errno(), "listen");
+      const len = new Uint32Array([16]);
+      c.sym.getsockname(fd, sa, new Uint8Array(len.buffer));
+      this.addr = { hostname: addr.hostname, port: (sa[2] << 8) | sa[3] };
+      r.add(fd, this, EPOLLIN | EPOLLET);
+    } catch (err) {
+      c.sym.close(fd);
+      throw err;
+    }
+    this.#fd = fd;
+  }
+
+  /** One accept4: a connection, null when none is waiting; throws on error. */
+  #acceptOne(): StreamConn | null {
+    const sa = this.#sockaddr;
+    for (;;) {
+      this.#addrLen[0] = 16;
+      const fd = this.c.sym.accept4(
+        this.#fd,
+        sa,
+        new Uint8Array(this.#addrLen.buffer),
+        SOCK_NONBLOCK | SOCK_CLOEXEC,
+      );
+      if (fd >= 0) {
+        const host = `${sa[4]}.${sa[5]}.${sa[6]}.${sa[7]}`;
+        const conn = new EpollConn(this.c, this.r, fd, { host, port: (sa[2] << 8) | sa[3] });
+        this.r.add(fd, conn);
+        return conn;
+      }
+      const errno = this.c.errno();
+      if (errno === EINTR) continue;
+      if (errno === EAGAIN) {
+        this.#readable = false;
+        return null;
+      }
+      // ECONNABORTED and friends concern one connection; EMFILE is retried on the next edge.
+      throw socketError(errno, "accept");
+    }
+  }
+
+  accept(): Promise<StreamConn> {
+    if (this.#closed) return Promise.reject(closedError());
+    if (this.#readable && this.#waiting.length === 0) {
+      try {
+        const conn = this.#acceptOne();
+        if (conn) return Promise.resolve(conn);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
+    return new Promise((resolve, reject) => this.#waiting.push({ resolve, reject }));
+  }
+
+  onEvents(): void {
+    this.#readable = true;
+    while (this.#waiting.length > 0) {
+      let conn: StreamConn | null;
+      try {
+        conn = this.#acceptOne();
+      } catch (err) {
+        this.#waiting.shift()!.reject(err as Error);
+        continue;
+      }
+      if (!conn) return;
+      this.#waiting.shift()!.resolve(conn);
+    }
+  }
+
+  close(): void {
+    if (this.#closed) throw closedError();
+    this.#closed = true;
+    this.r.remove(this.#fd);
+    this.c.sym.close(this.#fd);
+    for (const w of this.#waiting.splice(0)) w.reject(closedError());
+  }
+}
+
+/** A socket waiting for its nonblocking connect to finish. */
+class PendingConnect implements Pollable {
+  constructor(
+    readonly c: Libc,
+    readonly r: Reactor,
+    readonly fd: number,
+    readonly peer: { host: string; port: number },
+    readonly resolve: (c: StreamConn) => void,
+    readonly reject: (e: Error) => void,
+  ) {}
+
+  onEvents(events: number): void {
+    if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
+    const err = new Int32Array(1);
+    const len = new Uint32Array([4]);
+    this.c.sym.getsockopt(
+      this.fd,
+      SOL_SOCKET,
+      SO_ERROR,
+      new Uint8Array(err.buffer),
+      new Uint8Array(len.buffer),
+    );
+    if (err[0] !== 0) {
+      this.r.remove(this.fd);
+      this.c.sym.close(this.fd);
+      this.reject(socketError(err[0], `connect ${this.peer.host}:${this.peer.port}`));
+      return;
+    }
+    const conn = new EpollConn(this.c, this.r, this.fd, this.peer);
+    // Same fd, same registration: the connection takes over its events.
+    this.r.replace(this.fd, conn);
+    conn.onEvents(events);
+    this.resolve(conn);
+  }
+}
+
+/**
+ * The epoll network, or null where it cannot run (see {@linkcode loadLibc}). Addresses that
+ * are not IPv4 literals are served by `denoNetwork`.
+ */
+export function createEpollNetwork(): Network | null {
+  const c = loadLibc();
+  if (!c) return null;
+  const r = getReactor(c);
+  const sockaddr = new Uint8Array(16);
+  return {
+    name: "epoll",
+    listen(addr: HostPort): StreamListener {
+      const ip = parseIpv4(addr.hostname);
+      return ip ? new EpollListener(c, r, addr, ip) : denoNetwork.listen(addr);
+    },
+    connect(hostname: string, port: number): Promise<StreamConn> {
+      const ip = parseIpv4(hostname);
+      if (!ip) return denoNetwork.connect(hostname, port);
+      let fd: number;
+      try {
+        fd = newSocket(c);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      const peer = { host: hostname, port };
+      writeSockaddrIn(sockaddr, ip, port);
+      if (c.sym.connect(fd, sockaddr, 16) === 0) {
+        const conn = new EpollConn(c, r, fd, peer);
+        r.add(fd, conn);
+        return Promise.resolve(conn);
+      }
+      const errno = c.errno();
+      if (errno !== EINPROGRESS) {
+        c.sym.close(fd);
+        return Promise.reject(socketError(errno, `connect ${hostname}:${port}`));
+      }
+      return new Promise((resolve, reject) => {
+        r.add(fd, new PendingConnect(c, r, fd, peer, resolve, reject));
+      });
+    },
+    settled: () => r.settled(),
+  };
+}

@@ -1,0 +1,142 @@
+/**
+ * @module
+ * The few libc calls the epoll network backend needs, bound with Deno's FFI, plus the Linux
+ * constants and struct layouts they use. Loading is optional: {@linkcode loadLibc} answers
+ * null (and the proxy stays on Deno's own sockets) off Linux x86_64/aarch64 or without the
+ * `--allow-ffi` permission.
+ *
+ * Why: each Deno socket read or write is an async op through the runtime (about a third of the
+ * proxy's CPU when measured); a nonblocking `recv`/`send` through a fast FFI call costs the
+ * syscall and little more, and one `epoll_wait` reports readiness for many sockets at once.
+ */
+
+const symbols = {
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
+  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
+  getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  listen: { parameters: ["i32", "i32"], result: "i32" },
+  accept4: { parameters: ["i32", "buffer", "buffer", "i32"], result: "i32" },
+  connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  // ssize_t results are declared i32: counts stay below 2^31 and both ABIs return them in a
+  // 64-bit register whose low half is the same value, which keeps the call on V8's fast path.
+  recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "i32" },
+  send: { parameters: ["i32", "buffer", "usize", "i32"], result: "i32" },
+  write: { parameters: ["i32", "buffer", "usize"], result: "i32" },
+  read: { parameters: ["i32", "buffer", "usize"], result: "i32" },
+  shutdown: { parameters: ["i32", "i32"], result: "i32" },
+  close: { parameters: ["i32"], result: "i32" },
+  epoll_create1: { parameters: ["i32"], result: "i32" },
+  epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
+  /** Blocks on a runtime worker thread; the promise settles when events arrive. */
+  epoll_wait: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32", nonblocking: true },
+  /** The same call made synchronously with a zero timeout (a poll). */
+  epoll_poll: {
+    name: "epoll_wait",
+    parameters: ["i32", "buffer", "i32", "i32"],
+    result: "i32",
+  },
+  eventfd: { parameters: ["u32", "i32"], result: "i32" },
+  __errno_location: { parameters: [], result: "pointer" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+export type LibcSymbols = Deno.DynamicLibrary<typeof symbols>["symbols"];
+
+export const AF_INET = 2;
+export const SOCK_STREAM = 1;
+export const SOCK_NONBLOCK = 0x800;
+export const SOCK_CLOEXEC = 0x80000;
+export const SOL_SOCKET = 1;
+export const SO_REUSEADDR = 2;
+export const SO_ERROR = 4;
+export const IPPROTO_TCP = 6;
+export const TCP_NODELAY = 1;
+export const MSG_NOSIGNAL = 0x4000;
+export const SHUT_WR = 1;
+
+export const EPOLLIN = 0x1;
+export const EPOLLOUT = 0x4;
+export const EPOLLERR = 0x8;
+export const EPOLLHUP = 0x10;
+export const EPOLLRDHUP = 0x2000;
+export const EPOLLET = 0x80000000;
+export const EPOLL_CTL_ADD = 1;
+export const EPOLL_CLOEXEC = 0x80000;
+export const EFD_NONBLOCK = 0x800;
+export const EFD_CLOEXEC = 0x80000;
+
+export const EINTR = 4;
+export const EAGAIN = 11;
+export const EINPROGRESS = 115;
+
+/** Bound libc plus what varies by architecture. */
+export interface Libc {
+  readonly sym: LibcSymbols;
+  /** Size of `struct epoll_event`: packed (12) on x86_64, 16 on aarch64. */
+  readonly epollEventSize: number;
+  /** Offset of the `data` union inside `struct epoll_event`. */
+  readonly epollDataOffset: number;
+  /** The calling thread's `errno`, valid right after a failed call. */
+  errno(): number;
+}
+
+let loaded: Libc | null | undefined;
+
+/**
+ * Loads libc once. Null when the platform is not Linux x86_64/aarch64, the FFI permission is
+ * not granted, or the library cannot be opened; callers then use Deno's sockets.
+ */
+export function loadLibc(): Libc | null {
+  if (loaded !== undefined) return loaded;
+  loaded = null;
+  if (Deno.build.os !== "linux") return null;
+  const arch = Deno.build.arch;
+  if (arch !== "x86_64" && arch !== "aarch64") return null;
+  if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return null;
+  let lib: Deno.DynamicLibrary<typeof symbols>;
+  try {
+    lib = Deno.dlopen("libc.so.6", symbols);
+  } catch {
+    return null;
+  }
+  const errnoPointer = lib.symbols.__errno_location();
+  if (errnoPointer === null) return null;
+  // errno lives at a fixed address per thread, and every call here runs on this thread
+  // (epoll_wait's worker thread has its own and its failures are read from the result).
+  const errnoView = new Deno.UnsafePointerView(errnoPointer);
+  loaded = {
+    sym: lib.symbols,
+    epollEventSize: arch === "x86_64" ? 12 : 16,
+    epollDataOffset: arch === "x86_64" ? 4 : 8,
+    errno: () => errnoView.getInt32(0),
+  };
+  return loaded;
+}
+
+/** Writes a `sockaddr_in` for an IPv4 address and port into `out` (16 bytes). */
+export function writeSockaddrIn(out: Uint8Array, ipv4: readonly number[], port: number): void {
+  out.fill(0);
+  out[0] = AF_INET & 0xff;
+  out[1] = AF_INET >> 8;
+  out[2] = port >> 8;
+  out[3] = port & 0xff;
+  out[4] = ipv4[0];
+  out[5] = ipv4[1];
+  out[6] = ipv4[2];
+  out[7] = ipv4[3];
+}
+
+/** The four octets of a dotted IPv4 literal, or null for anything else (names, IPv6). */
+export function parseIpv4(host: string): number[] | null {
+  const parts = host.split(".");
+  if (parts.length !== 4) return null;
+  const out: number[] = [];
+  for (const p of parts) {
+    if (!/^\d{1,3}$/.test(p)) return null;
+    const n = Number(p);
+    if (n > 255) return null;
+    out.push(n);
+  }
+  return out;
+}

@@ -1,0 +1,67 @@
+/**
+ * @module
+ * The socket surface the proxy uses, and its two backends. The data plane only needs
+ * `read`/`write`/half-close/close on a stream plus `listen` and `connect`, so it is written
+ * against {@linkcode StreamConn} and {@linkcode Network}: `denoNetwork` uses `Deno.listen` and
+ * `Deno.connect` (everywhere), the epoll backend (io/epoll.ts) uses nonblocking sockets and
+ * one `epoll_wait` through FFI (Linux, `--allow-ffi`). A `Deno.TcpConn` is a StreamConn as is.
+ */
+import type { HostPort } from "../../lib/mod.ts";
+
+/** A connected byte stream (TCP). Errors are `Deno.errors.*` classes, as Deno's sockets throw. */
+export interface StreamConn {
+  /** Reads into `p`; resolves with the count, or null at end of stream. */
+  read(p: Uint8Array): Promise<number | null>;
+  /** Writes some of `p`; resolves with how much was written (callers loop). */
+  write(p: Uint8Array): Promise<number>;
+  /** Sends FIN (half-close) after what was written. */
+  closeWrite(): Promise<void>;
+  /** Closes both directions; pending reads and writes fail. Throws if already closed. */
+  close(): void;
+  setNoDelay(noDelay?: boolean): void;
+  readonly remoteAddr: Deno.Addr;
+}
+
+/** A bound listening socket. */
+export interface StreamListener {
+  readonly addr: HostPort;
+  /** The next connection; rejects once the listener is closed. */
+  accept(): Promise<StreamConn>;
+  close(): void;
+}
+
+/** Where sockets come from. */
+export interface Network {
+  /** "deno" or "epoll", for logs and the admin status. */
+  readonly name: string;
+  listen(addr: HostPort): StreamListener;
+  connect(hostname: string, port: number): Promise<StreamConn>;
+  /** Resolves once no socket of this network is open and its poller stopped (tests, stop). */
+  settled(): Promise<void>;
+}
+
+class DenoListener implements StreamListener {
+  readonly #listener: Deno.TcpListener;
+  readonly addr: HostPort;
+
+  constructor(addr: HostPort) {
+    this.#listener = Deno.listen({ hostname: addr.hostname, port: addr.port, transport: "tcp" });
+    this.addr = { hostname: this.#listener.addr.hostname, port: this.#listener.addr.port };
+  }
+
+  accept(): Promise<StreamConn> {
+    return this.#listener.accept();
+  }
+
+  close(): void {
+    this.#listener.close();
+  }
+}
+
+/** Deno's own sockets: portable, and what runs without the FFI permission. */
+export const denoNetwork: Network = {
+  name: "deno",
+  listen: (addr) => new DenoListener(addr),
+  connect: (hostname, port) => Deno.connect({ hostname, port }),
+  settled: () => Promise.resolve(),
+};
