@@ -13,9 +13,10 @@ mkdir -p dist
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 # Permissions the agent needs: sockets (net), data dir (read/write), hostname and
-# interfaces (sys), config from the environment (env); nothing else.
+# interfaces (sys), config from the environment (env), and libc through FFI for the epoll
+# socket backend of the proxy (without it the proxy uses Deno's sockets); nothing else.
 if ! "${deno[@]}" compile \
-  --allow-net --allow-read --allow-write --allow-env --allow-sys \
+  --allow-net --allow-read --allow-write --allow-env --allow-sys --allow-ffi \
   --output dist/weft main.ts >"$log" 2>&1; then
   if grep -qiE 'denort|download|dl\.deno\.land|error sending request' "$log"; then
     echo "compile.sh: the Deno runtime (denort) for compiling could not be downloaded; set DENORT_BIN to a denort 2.9.6 binary and run again" >&2

@@ -23,7 +23,13 @@ import { describeRouteDestinations, describeRouteMatch } from "../lib/compile_ro
 import { resourceRoutes } from "../lib/admin/resources.ts";
 import { PolicyStore } from "../lib/store/mod.ts";
 import { PolicyReplicator } from "../gossip/pubsub.ts";
-import { type AccessLogEntry, HealthChecker, Proxy } from "../proxy/mod.ts";
+import {
+  type AccessLogEntry,
+  HealthChecker,
+  type Network,
+  Proxy,
+  selectNetwork,
+} from "../proxy/mod.ts";
 import {
   defaultLanConfig,
   defaultLocalConfig,
@@ -164,11 +170,19 @@ export class Agent {
       dataDir: c.dataDir,
       log: this.log.child("store"),
     });
+    let network: Network;
+    try {
+      network = selectNetwork(c.proxy.network);
+    } catch (err) {
+      await this.#store.close();
+      throw new UserError(`proxy.network: ${errorMessage(err)}`);
+    }
     this.#proxy = new Proxy({
       snapshot: this.#compile(),
       logger: this.log.child("proxy"),
       metrics: this.metrics,
       accessLog: c.accessLog ? stdoutAccessLog(this.metrics) : undefined,
+      network,
     });
     const proxyAddrs = await this.#proxy.start({
       outbound: addr(c.outboundAddr),
@@ -245,6 +259,7 @@ export class Agent {
       admin: formatHostPort(this.#bound.admin),
       outbound: formatHostPort(this.#bound.outbound),
       inbound: formatHostPort(this.#bound.inbound),
+      network: this.#proxy.networkName,
       gossip: formatHostPort(this.#gossip.advertiseAddr()),
       services: c.services.map((s) => s.name),
       tcpUpstreams: this.#proxy.tcpAddresses().map((a) => ({
@@ -373,6 +388,9 @@ export class Agent {
         throw new UserError(
           "gossip encryption cannot be switched on or off by a reload; restart the node",
         );
+      }
+      if (next.proxy.network !== this.#config.proxy.network) {
+        throw new UserError("proxy.network cannot be changed by a reload; restart the node");
       }
       if (this.#keyring) await this.#keyring.replaceAll(keys);
       this.#config = {

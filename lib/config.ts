@@ -80,6 +80,11 @@ export const proxyTuningSchema = z.object({
   maxIdlePerEndpoint: z.number().int().min(0).default(128),
   /** Time given to requests in flight when the node stops. */
   drainTimeoutMs: z.number().int().min(0).default(5000),
+  /**
+   * Socket backend of the data plane: "epoll" (Linux, needs the FFI permission; fewer runtime
+   * calls per request), "deno" (Deno's sockets, everywhere), or "auto" (epoll when it loads).
+   */
+  network: z.enum(["auto", "epoll", "deno"]).default("auto"),
 }).strict();
 export type ProxyTuning = z.infer<typeof proxyTuningSchema>;
 

@@ -15,6 +15,7 @@ import {
   realClock,
   type Registry,
   type Snapshot,
+  type TimerId,
 } from "../lib/mod.ts";
 import { ClusterManager } from "./cluster.ts";
 import { DeadlineTicker } from "./deadlines.ts";
@@ -36,8 +37,20 @@ export {
   isChecked,
 } from "./health.ts";
 export { type ResponseFlag, responseFlags } from "./local_reply.ts";
+export { denoNetwork, type Network, type StreamConn } from "./io/net.ts";
+export { createEpollNetwork, selectNetwork } from "./io/epoll.ts";
 export { hostKey, matchRoute, pickDestination, routeOutbound } from "./router.ts";
 export type { AccessLogEntry, AccessLogSink, ListenerKind } from "./stats.ts";
+
+/** Waits for the network's poller to stop, at most `ms`. */
+async function settledWithin(network: Network, ms: number, clock: Clock): Promise<void> {
+  let timer: TimerId | undefined;
+  await Promise.race([
+    network.settled(),
+    new Promise<void>((resolve) => (timer = clock.setTimeout(resolve, ms))),
+  ]);
+  if (timer !== undefined) clock.clearTimeout(timer);
+}
 
 /** Construction options of a {@linkcode Proxy}. */
 export interface ProxyOptions {
@@ -133,6 +146,11 @@ export class Proxy {
   #tcpBound: TcpUpstreamAddress[] = [];
   #state: "new" | "running" | "stopping" | "stopped" = "new";
   #stopping: Promise<void> | undefined;
+
+  /** Name of the socket backend in use ("epoll" or "deno"). */
+  get networkName(): string {
+    return this.#network.name;
+  }
 
   constructor(options: ProxyOptions) {
     this.#snapshot = options.snapshot;
@@ -314,6 +332,9 @@ export class Proxy {
     await this.#mirrors.close();
     this.#deadlines.close();
     this.#pools.close();
+    // The epoll backend's wait loop ends once its last socket closed; a socket still owned by
+    // something else (a health check, another proxy in the process) must not hold stop up.
+    await settledWithin(this.#network, 1000, this.#clock);
     this.#state = "stopped";
   }
 }
