@@ -22,7 +22,8 @@ import { DeadlineTicker } from "./deadlines.ts";
 import { MirrorSender } from "./filters/mirror.ts";
 import { type Http1Context, serveHttp1 } from "./http1_server.ts";
 import { TcpListener } from "./listener.ts";
-import { denoNetwork, type Network } from "./io/net.ts";
+import type { Network } from "./io/net.ts";
+import { selectNetwork } from "./io/epoll.ts";
 import { PoolManager } from "./pool.ts";
 import { type AccessLogSink, type ListenerKind, ProxyMetrics } from "./stats.ts";
 import { serveTcpUpstream, type TcpContext, TcpMetrics } from "./tcp.ts";
@@ -64,8 +65,8 @@ export interface ProxyOptions {
    */
   accessLog?: AccessLogSink;
   /**
-   * Where sockets come from (io/net.ts); default Deno's own. The agent passes the epoll
-   * backend when it can load it.
+   * Where sockets come from (io/net.ts); default: the epoll backend where it loads (Linux,
+   * FFI permission), else Deno's own sockets.
    */
   network?: Network;
 }
@@ -160,7 +161,7 @@ export class Proxy {
     this.#clusters = new ClusterManager(this.#logger, this.#clock);
     this.#deadlines = new DeadlineTicker(this.#clock);
     const opened = this.#metrics.upstreamOpened;
-    this.#network = options.network ?? denoNetwork;
+    this.#network = options.network ?? selectNetwork("auto");
     this.#pools = new PoolManager(
       this.#clock,
       (endpoint) => opened.with({ endpoint }),

@@ -77,7 +77,9 @@ export class EndpointPool {
   async connect(timeoutMs: number): Promise<UpstreamConnection> {
     let timer: TimerId | undefined;
     let timedOut = false;
-    const attempt = this.network.connect(this.hostname, this.port);
+    // Aborting frees a socket whose handshake never finishes (a black-holed address).
+    const abort = timeoutMs > 0 ? new AbortController() : undefined;
+    const attempt = this.network.connect(this.hostname, this.port, abort?.signal);
     try {
       const conn = timeoutMs > 0
         ? await Promise.race([
@@ -85,6 +87,7 @@ export class EndpointPool {
           new Promise<never>((_, reject) => {
             timer = this.clock.setTimeout(() => {
               timedOut = true;
+              abort?.abort();
               reject(new ConnectError(`connect to ${this.key} timed out`, true));
             }, timeoutMs);
           }),

@@ -52,8 +52,10 @@ import { denoNetwork, type Network, type StreamConn, type StreamListener } from 
 const maxEvents = 256;
 const streamEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 const hangupEvents = EPOLLRDHUP | EPOLLHUP | EPOLLERR;
-/** Synchronous polls in a row before the loop yields to the runtime once. */
-const fairnessRounds = 64;
+/** Reads and writes that may complete synchronously per round of the poller. */
+const syncBudget = 128;
+/** Longest the runtime's event loop (timers, Deno's sockets) waits for a turn when busy. */
+const turnEveryMs = 5;
 /** Microtask turns given to settled promise chains before the next poll. */
 const settleTurns = 8;
 
@@ -91,6 +93,35 @@ interface Pollable {
   onEvents(events: number): void;
 }
 
+/** A socket whose ready operation was deferred to the reactor's next round. */
+interface Posted {
+  onPosted(): void;
+}
+
+/**
+ * The runtime's own epoll sets (Deno's event loop), found by their /proc/self/fd links. Nested
+ * into ours, they make a wait return when one of Deno's sockets (admin API, gossip, health
+ * checks, a peer in the same process) has I/O, so the loop hands over at once instead of
+ * after a slice. Empty when /proc cannot be read (then slices bound the delay).
+ */
+function runtimeEpollFds(own: number): number[] {
+  const fds: number[] = [];
+  try {
+    for (const entry of Deno.readDirSync("/proc/self/fd")) {
+      const fd = Number(entry.name);
+      if (fd === own || !Number.isInteger(fd)) continue;
+      try {
+        if (Deno.readLinkSync(`/proc/self/fd/${fd}`) === "anon_inode:[eventpoll]") fds.push(fd);
+      } catch {
+        // Closed while listing.
+      }
+    }
+  } catch {
+    // No read permission for /proc: fall back to time slices.
+  }
+  return fds;
+}
+
 /** One epoll set and the loop that waits on it while any socket is registered. */
 class Reactor {
   readonly #epfd: number;
@@ -98,10 +129,24 @@ class Reactor {
   readonly #events: Uint8Array<ArrayBuffer>;
   readonly #view: DataView;
   readonly #ctl = new Uint8Array(16);
+  readonly #ctlView = new DataView(this.#ctl.buffer);
   readonly #wakeBytes = new Uint8Array(8);
   readonly #handlers: (Pollable | undefined)[] = [];
+  /**
+   * Registration number per fd, also stored in the event's data: an event queued for a closed
+   * socket whose fd number was reused is recognised and dropped.
+   */
+  readonly #generations: number[] = [];
+  #nextGeneration = 1;
+  readonly #runtimeFds: Set<number>;
+  /** Set when one of the runtime's epoll sets reported I/O: hand over before polling again. */
+  #runtimeBusy = false;
   #count = 0;
   #loop: Promise<void> | null = null;
+  /** Operations that may still complete synchronously in this round. */
+  #budget = syncBudget;
+  #posted: Posted[] = [];
+  #spare: Posted[] = [];
 
   constructor(readonly c: Libc) {
     const s = c.sym;
@@ -109,16 +154,25 @@ class Reactor {
     if (this.#epfd < 0) throw socketError(c.errno(), "epoll_create1");
     this.#wakeFd = s.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (this.#wakeFd < 0) throw socketError(c.errno(), "eventfd");
-    this.#ctlAdd(this.#wakeFd, EPOLLIN);
+    this.#ctlAdd(this.#wakeFd, EPOLLIN, 0);
+    this.#runtimeFds = new Set();
+    for (const fd of runtimeEpollFds(this.#epfd)) {
+      try {
+        this.#ctlAdd(fd, EPOLLIN | EPOLLET, 0);
+        this.#runtimeFds.add(fd);
+      } catch {
+        // Not an epoll set we may watch; slices still bound the delay.
+      }
+    }
     this.#events = new Uint8Array(maxEvents * c.epollEventSize);
     this.#view = new DataView(this.#events.buffer);
   }
 
-  #ctlAdd(fd: number, events: number): void {
-    const v = new DataView(this.#ctl.buffer);
+  #ctlAdd(fd: number, events: number, generation: number): void {
+    const v = this.#ctlView;
     v.setUint32(0, events >>> 0, true);
     v.setUint32(this.c.epollDataOffset, fd, true);
-    v.setUint32(this.c.epollDataOffset + 4, 0, true);
+    v.setUint32(this.c.epollDataOffset + 4, generation, true);
     if (this.c.sym.epoll_ctl(this.#epfd, EPOLL_CTL_ADD, fd, this.#ctl) < 0) {
       throw socketError(this.c.errno(), "epoll_ctl");
     }
@@ -126,10 +180,29 @@ class Reactor {
 
   /** Registers `fd` (edge-triggered) and starts the wait loop if it was stopped. */
   add(fd: number, handler: Pollable, events = streamEvents): void {
-    this.#ctlAdd(fd, events);
+    const generation = this.#nextGeneration;
+    this.#nextGeneration = (generation + 1) >>> 0 || 1;
+    this.#ctlAdd(fd, events, generation);
     if (this.#handlers[fd] === undefined) this.#count++;
     this.#handlers[fd] = handler;
+    this.#generations[fd] = generation;
     this.#loop ??= this.#run();
+  }
+
+  /**
+   * Whether one more read or write may complete without waiting for the next round. Sockets
+   * that stay ready would otherwise keep a pump in promise continuations forever, and no
+   * other connection, timer or runtime socket would get a turn.
+   */
+  takeBudget(): boolean {
+    if (this.#budget === 0) return false;
+    this.#budget--;
+    return true;
+  }
+
+  /** Retries a ready socket's operation at the start of the next round. */
+  post(socket: Posted): void {
+    this.#posted.push(socket);
   }
 
   /** Hands the events of an already registered `fd` to another handler. */
@@ -141,6 +214,7 @@ class Reactor {
   remove(fd: number): void {
     if (this.#handlers[fd] === undefined) return;
     this.#handlers[fd] = undefined;
+    this.#generations[fd] = 0;
     if (--this.#count === 0) this.#wake();
   }
 
@@ -159,53 +233,79 @@ class Reactor {
   /**
    * Waits for events and hands them out until no socket is registered. While events keep
    * coming, the set is polled synchronously (one syscall) after the handlers' promise chains
-   * ran; only an empty poll pays for a blocking wait on a worker thread (a thread handoff costs
-   * tens of microseconds). Every `fairnessRounds` polls the loop still goes through the runtime
-   * once, so timers and Deno's own sockets are never starved under sustained load.
+   * ran. An empty poll moves the wait to a runtime worker thread, leaving the JS thread free
+   * (its runtime serves its own sockets and timers meanwhile, and an idle node costs no CPU).
+   * When busy, the runtime still gets a turn (a call made on a worker thread, during which it
+   * parks and polls its own sockets and timers) whenever its epoll set reports I/O (admin API,
+   * gossip, health checks) and at least every `turnEveryMs`.
    */
   async #run(): Promise<void> {
     const s = this.c.sym;
     const epfd = this.#epfd;
     const events = this.#events;
     let failures = 0;
-    let rounds = 0;
+    let lastTurn = performance.now();
     try {
       while (this.#count > 0) {
-        let n = ++rounds < fairnessRounds ? s.epoll_poll(epfd, events, maxEvents, 0) : 0;
-        if (n === 0) {
-          rounds = 0;
+        this.#budget = syncBudget;
+        const posted = this.#posted;
+        if (posted.length > 0) {
+          this.#posted = this.#spare;
+          for (const p of posted) p.onPosted();
+          posted.length = 0;
+          this.#spare = posted;
+          for (let i = 0; i < settleTurns; i++) await null;
+        }
+        if (this.#runtimeBusy || performance.now() - lastTurn >= turnEveryMs) {
+          this.#runtimeBusy = false;
+          await s.sched_yield();
+          lastTurn = performance.now();
+        }
+        let n = s.epoll_poll(epfd, events, maxEvents, 0);
+        if (n === 0 && this.#posted.length === 0) {
           n = await s.epoll_wait(epfd, events, maxEvents, -1);
+          lastTurn = performance.now();
         }
         if (n < 0) {
-          // EINTR is the only expected failure; anything persistent would spin, so give up
-          // after a bounded number and let sockets fail rather than hang.
+          // EINTR (a signal) is the only expected failure; anything persistent would spin,
+          // so give up after a bounded number and let sockets fail rather than hang.
           if (++failures > 1000) throw new Error("epoll_wait keeps failing");
           continue;
         }
         failures = 0;
-        this.#dispatch(n);
-        // Let the continuations of the promises just settled run (reads parsed, writes
-        // issued) before polling again; chains in the proxy are a few steps deep.
-        for (let i = 0; i < settleTurns; i++) await null;
+        if (n > 0 && this.#dispatch(n)) {
+          // Let the continuations of the promises just settled run (reads parsed, writes
+          // issued) before polling again; chains in the proxy are a few steps deep.
+          for (let i = 0; i < settleTurns; i++) await null;
+        }
       }
     } finally {
       this.#loop = null;
     }
   }
 
-  #dispatch(n: number): void {
+  /** Hands out `n` events; true when any was for one of our sockets. */
+  #dispatch(n: number): boolean {
+    let forSockets = false;
     const stride = this.c.epollEventSize;
     const dataOffset = this.c.epollDataOffset;
     const view = this.#view;
     for (let i = 0, off = 0; i < n; i++, off += stride) {
       const events = view.getUint32(off, true);
       const fd = view.getUint32(off + dataOffset, true);
-      if (fd === this.#wakeFd) {
-        this.c.sym.read(this.#wakeFd, this.#wakeBytes, 8n);
-        continue;
+      const generation = view.getUint32(off + dataOffset + 4, true);
+      if (generation === this.#generations[fd]) {
+        const handler = this.#handlers[fd];
+        if (handler) {
+          handler.onEvents(events);
+          forSockets = true;
+        }
+      } else if (generation === 0) {
+        if (fd === this.#wakeFd) this.c.sym.read(this.#wakeFd, this.#wakeBytes, 8n);
+        else if (this.#runtimeFds.has(fd)) this.#runtimeBusy = true;
       }
-      this.#handlers[fd]?.onEvents(events);
     }
+    return forSockets;
   }
 }
 
@@ -276,13 +376,16 @@ class EpollConn implements StreamConn, Pollable {
     if (this.#pendingRead) return Promise.reject(new Deno.errors.Busy("read already pending"));
     if (buf.length === 0) return Promise.resolve(0);
     if (this.#readable) {
-      let n: number;
-      try {
-        n = this.#recv(buf);
-      } catch (err) {
-        return Promise.reject(err);
+      if (!this.r.takeBudget()) this.r.post(this);
+      else {
+        let n: number;
+        try {
+          n = this.#recv(buf);
+        } catch (err) {
+          return Promise.reject(err);
+        }
+        if (n >= 0) return Promise.resolve(n === 0 ? null : n);
       }
-      if (n >= 0) return Promise.resolve(n === 0 ? null : n);
     }
     return new Promise((resolve, reject) => (this.#pendingRead = { buf, resolve, reject }));
   }
@@ -310,21 +413,30 @@ class EpollConn implements StreamConn, Pollable {
     if (this.#pendingWrite) return Promise.reject(new Deno.errors.Busy("write already pending"));
     if (buf.length === 0) return Promise.resolve(0);
     if (this.#writable) {
-      let n: number;
-      try {
-        n = this.#send(buf);
-      } catch (err) {
-        return Promise.reject(err);
+      if (!this.r.takeBudget()) this.r.post(this);
+      else {
+        let n: number;
+        try {
+          n = this.#send(buf);
+        } catch (err) {
+          return Promise.reject(err);
+        }
+        if (n > 0) return Promise.resolve(n);
       }
-      if (n > 0) return Promise.resolve(n);
     }
     return new Promise((resolve, reject) => (this.#pendingWrite = { buf, resolve, reject }));
   }
 
   onEvents(events: number): void {
     if (events & hangupEvents) this.#hungUp = true;
-    if (events & (EPOLLIN | hangupEvents)) {
-      this.#readable = true;
+    if (events & (EPOLLIN | hangupEvents)) this.#readable = true;
+    if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) this.#writable = true;
+    this.onPosted();
+  }
+
+  /** Completes the pending read and write whose readiness hints say they can progress. */
+  onPosted(): void {
+    if (this.#readable) {
       const p = this.#pendingRead;
       if (p) {
         try {
@@ -339,8 +451,7 @@ class EpollConn implements StreamConn, Pollable {
         }
       }
     }
-    if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) {
-      this.#writable = true;
+    if (this.#writable) {
       const p = this.#pendingWrite;
       if (p) {
         try {
@@ -489,8 +600,13 @@ class EpollListener implements StreamListener, Pollable {
   }
 }
 
-/** A socket waiting for its nonblocking connect to finish. */
+/** A socket waiting for its nonblocking connect to finish; abandoned when `signal` aborts. */
 class PendingConnect implements Pollable {
+  #done = false;
+  readonly #onAbort = (): void => {
+    this.#finish(new Deno.errors.TimedOut(`connect ${this.peer.host}:${this.peer.port} aborted`));
+  };
+
   constructor(
     readonly c: Libc,
     readonly r: Reactor,
@@ -498,10 +614,23 @@ class PendingConnect implements Pollable {
     readonly peer: { host: string; port: number },
     readonly resolve: (c: StreamConn) => void,
     readonly reject: (e: Error) => void,
-  ) {}
+    readonly signal: AbortSignal | undefined,
+  ) {
+    signal?.addEventListener("abort", this.#onAbort, { once: true });
+  }
+
+  /** Fails the connect and frees its socket. */
+  #finish(err: Error): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.signal?.removeEventListener("abort", this.#onAbort);
+    this.r.remove(this.fd);
+    this.c.sym.close(this.fd);
+    this.reject(err);
+  }
 
   onEvents(events: number): void {
-    if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
+    if (this.#done || !(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
     const err = new Int32Array(1);
     const len = new Uint32Array([4]);
     this.c.sym.getsockopt(
@@ -512,11 +641,11 @@ class PendingConnect implements Pollable {
       new Uint8Array(len.buffer),
     );
     if (err[0] !== 0) {
-      this.r.remove(this.fd);
-      this.c.sym.close(this.fd);
-      this.reject(socketError(err[0], `connect ${this.peer.host}:${this.peer.port}`));
+      this.#finish(socketError(err[0], `connect ${this.peer.host}:${this.peer.port}`));
       return;
     }
+    this.#done = true;
+    this.signal?.removeEventListener("abort", this.#onAbort);
     const conn = new EpollConn(this.c, this.r, this.fd, this.peer);
     // Same fd, same registration: the connection takes over its events.
     this.r.replace(this.fd, conn);
@@ -540,9 +669,12 @@ export function createEpollNetwork(): Network | null {
       const ip = parseIpv4(addr.hostname);
       return ip ? new EpollListener(c, r, addr, ip) : denoNetwork.listen(addr);
     },
-    connect(hostname: string, port: number): Promise<StreamConn> {
+    connect(hostname: string, port: number, signal?: AbortSignal): Promise<StreamConn> {
       const ip = parseIpv4(hostname);
-      if (!ip) return denoNetwork.connect(hostname, port);
+      if (!ip) return denoNetwork.connect(hostname, port, signal);
+      if (signal?.aborted) {
+        return Promise.reject(new Deno.errors.TimedOut(`connect ${hostname}:${port} aborted`));
+      }
       let fd: number;
       try {
         fd = newSocket(c);
@@ -562,7 +694,7 @@ export function createEpollNetwork(): Network | null {
         return Promise.reject(socketError(errno, `connect ${hostname}:${port}`));
       }
       return new Promise((resolve, reject) => {
-        r.add(fd, new PendingConnect(c, r, fd, peer, resolve, reject));
+        r.add(fd, new PendingConnect(c, r, fd, peer, resolve, reject, signal));
       });
     },
     settled: () => r.settled(),

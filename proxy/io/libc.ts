@@ -38,6 +38,11 @@ const symbols = {
     result: "i32",
   },
   eventfd: { parameters: ["u32", "i32"], result: "i32" },
+  /**
+   * A no-op made on a runtime worker thread: awaiting it lets the JS thread's runtime park,
+   * which is when it polls its own sockets and timers (usleep would cost 100+ us here).
+   */
+  sched_yield: { parameters: [], result: "i32", nonblocking: true },
   __errno_location: { parameters: [], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;
 

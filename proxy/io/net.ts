@@ -35,7 +35,8 @@ export interface Network {
   /** "deno" or "epoll", for logs and the admin status. */
   readonly name: string;
   listen(addr: HostPort): StreamListener;
-  connect(hostname: string, port: number): Promise<StreamConn>;
+  /** Opens a connection; an abort of `signal` before it is up fails it and frees the socket. */
+  connect(hostname: string, port: number, signal?: AbortSignal): Promise<StreamConn>;
   /** Resolves once no socket of this network is open and its poller stopped (tests, stop). */
   settled(): Promise<void>;
 }
@@ -62,6 +63,6 @@ class DenoListener implements StreamListener {
 export const denoNetwork: Network = {
   name: "deno",
   listen: (addr) => new DenoListener(addr),
-  connect: (hostname, port) => Deno.connect({ hostname, port }),
+  connect: (hostname, port, signal) => Deno.connect({ hostname, port, signal }),
   settled: () => Promise.resolve(),
 };
