@@ -640,3 +640,29 @@ epollTest("an aborted connect fails with TimedOut and frees its socket", async (
   );
   // The epollTest wrapper then requires the network to settle: no socket left behind.
 });
+
+epollTest("timers fire while epoll traffic keeps the poller busy", async (o) => {
+  const { client, server } = await epollPair(o);
+  let busy = true;
+  const chunk = pattern.subarray(0, 16 * 1024);
+  // Bounded in time too: without runtime turns the timer below would wait for the pump.
+  const stopAt = performance.now() + 2000;
+  const pumping = (async () => {
+    while (busy && performance.now() < stopAt) await client.write(chunk);
+    await client.closeWrite();
+  })();
+  const draining = receiveAll(server, Number.MAX_SAFE_INTEGER);
+  try {
+    // The pump starts at once (its first writes complete synchronously); time a short timer
+    // set while it runs.
+    const started = performance.now();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    const late = performance.now() - started - 10;
+    // The poller gives the runtime a turn at least every 20 ms; allow for a loaded machine.
+    assertLess(late, 200, `a 10 ms timer fired ${late.toFixed(0)} ms late`);
+  } finally {
+    busy = false;
+    await pumping;
+    await draining;
+  }
+});
