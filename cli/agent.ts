@@ -425,6 +425,7 @@ export class Agent {
       status: () => ({
         node: { name: this.#config.name, id: this.#nodeId, version: VERSION },
         snapshotVersion: this.#proxy.current().version,
+        proxyNetwork: this.#proxy.networkName,
         members: this.#memberCounts(),
         store: this.#storeConvergence(),
       }),

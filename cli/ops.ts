@@ -162,6 +162,7 @@ export async function runOps(command: string, args: ParsedArgs): Promise<string>
       const st = data as {
         node: { name: string; id: string; version: string };
         snapshotVersion: number;
+        proxyNetwork?: string;
         members: Record<string, number>;
         store?: {
           count: number;
@@ -180,6 +181,7 @@ export async function runOps(command: string, args: ParsedArgs): Promise<string>
         ],
         ["snapshot", `version ${st.snapshotVersion}`],
       ];
+      if (st.proxyNetwork) lines.push(["sockets", st.proxyNetwork]);
       if (st.store) {
         lines.push(
           [

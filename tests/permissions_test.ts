@@ -70,6 +70,8 @@ Deno.test("an agent starts, serves and stops with the task's permissions", async
     }
     const members = await (await fetch(`http://${admin}/v1/members`)).json();
     assertEquals(members.members[0].name, "perm");
+    const status = await (await fetch(`http://${admin}/v1/status`)).json();
+    assertEquals(status.proxyNetwork, started.network);
   } finally {
     child.kill("SIGTERM");
     for (;;) {
