@@ -8,7 +8,9 @@
  * Run: `deno run -A bench/http_proxy.ts [--rounds N] [--duration S] [--connections C]
  * [--alternatives]`; `--alternatives` adds the design not chosen (Deno.serve downstream with
  * the same pooled upstream client) as a fourth target.
- * Internal: `--serve-weft PORT` / `--serve-alternative PORT` run the proxy processes.
+ * Weft runs twice, on each socket backend (`proxy.network`: "deno", the default, and "epoll").
+ * Internal: `--serve-weft PORT` / `--serve-weft-epoll PORT` / `--serve-alternative PORT` run
+ * the proxy processes.
  */
 import { freePort, hasCommand, median, serveProxyChild, waitForPort } from "./support.ts";
 import { CounterChild, realClock } from "../lib/mod.ts";
@@ -17,7 +19,7 @@ import { encoder, hopByHopHeaders, pumpLength, writeAll } from "../proxy/http1.t
 import { PoolManager } from "../proxy/pool.ts";
 import { buildSnapshot, endpoint } from "../proxy/test_util.ts";
 import { denoNetwork, type Network, type StreamConn } from "../proxy/io/net.ts";
-import { createEpollNetwork } from "../proxy/io/epoll.ts";
+import { selectNetwork } from "../proxy/io/epoll.ts";
 
 const args = Deno.args;
 function flag(name: string, fallback: number): number {
@@ -254,7 +256,7 @@ async function main(): Promise<void> {
       return port;
     };
     const weftPort = await spawnChild("--serve-weft");
-    const weftDenoPort = await spawnChild("--serve-weft-deno");
+    const weftEpollPort = await spawnChild("--serve-weft-epoll");
     const altPort = alternatives ? await spawnChild("--serve-alternative") : 0;
     await waitForPort(upstreamPort);
     await waitForPort(nginxProxyPort);
@@ -280,10 +282,10 @@ async function main(): Promise<void> {
         pids: [pidOf.get("--serve-weft")!],
       },
       {
-        name: "weft-deno-sockets",
-        url: `http://127.0.0.1:${weftDenoPort}/`,
+        name: "weft-epoll",
+        url: `http://127.0.0.1:${weftEpollPort}/`,
         host: "upstream",
-        pids: [pidOf.get("--serve-weft-deno")!],
+        pids: [pidOf.get("--serve-weft-epoll")!],
       },
     ];
     if (alternatives) {
@@ -332,14 +334,17 @@ async function main(): Promise<void> {
         } |`,
       );
     }
-    const d = med("direct"), n = med("nginx"), w = med("weft");
-    console.log(
-      `\nweft/nginx req/s ${(w.rps / n.rps).toFixed(2)}  weft/direct req/s ${
-        (w.rps / d.rps).toFixed(2)
-      }  weft p99 - direct p99 ${(w.p99 - d.p99).toFixed(2)} ms  nginx p99 - direct p99 ${
-        (n.p99 - d.p99).toFixed(2)
-      } ms`,
-    );
+    const d = med("direct"), n = med("nginx");
+    console.log("");
+    for (const name of ["weft", "weft-epoll"]) {
+      const w = med(name);
+      console.log(
+        `${name}/nginx req/s ${(w.rps / n.rps).toFixed(2)}  ${name}/direct req/s ${
+          (w.rps / d.rps).toFixed(2)
+        }  ${name} p99 - direct p99 ${(w.p99 - d.p99).toFixed(2)} ms`,
+      );
+    }
+    console.log(`nginx p99 - direct p99 ${(n.p99 - d.p99).toFixed(2)} ms`);
 
     // Added latency without saturation: one connection, one request at a time, so the
     // figures show the proxy's own cost rather than CPU contention on the shared cores.
@@ -364,24 +369,24 @@ async function main(): Promise<void> {
         `| ${t.name} | ${m.rps.toFixed(0)} | ${m.p50.toFixed(3)} | ${m.p99.toFixed(3)} |`,
       );
     }
-    const qd = qmed("direct"), qn = qmed("nginx"), qw = qmed("weft");
-    console.log(
-      `\nadded over direct at one connection: weft p50 +${(qw.p50 - qd.p50).toFixed(3)} ms, p99 +${
-        (qw.p99 - qd.p99).toFixed(3)
-      } ms; nginx p50 +${(qn.p50 - qd.p50).toFixed(3)} ms, p99 +${(qn.p99 - qd.p99).toFixed(3)} ms`,
-    );
+    const qd = qmed("direct");
+    console.log("\nadded over direct at one connection:");
+    for (const name of ["nginx", "weft", "weft-epoll"]) {
+      const q = qmed(name);
+      console.log(
+        `  ${name} p50 +${(q.p50 - qd.p50).toFixed(3)} ms, p99 +${(q.p99 - qd.p99).toFixed(3)} ms`,
+      );
+    }
   } finally {
     await stopAll();
   }
 }
 
 const serveIndex = args.indexOf("--serve-weft");
-const serveDenoIndex = args.indexOf("--serve-weft-deno");
+const serveEpollIndex = args.indexOf("--serve-weft-epoll");
 const altIndex = args.indexOf("--serve-alternative");
-if (serveIndex >= 0) {
-  const network = createEpollNetwork();
-  if (!network) throw new Error("the epoll network backend cannot load here");
-  await serveWeft(Number(args[serveIndex + 1]), network);
-} else if (serveDenoIndex >= 0) await serveWeft(Number(args[serveDenoIndex + 1]), denoNetwork);
-else if (altIndex >= 0) serveAlternative(Number(args[altIndex + 1]));
+if (serveIndex >= 0) await serveWeft(Number(args[serveIndex + 1]), denoNetwork);
+else if (serveEpollIndex >= 0) {
+  await serveWeft(Number(args[serveEpollIndex + 1]), selectNetwork("epoll"));
+} else if (altIndex >= 0) serveAlternative(Number(args[altIndex + 1]));
 else await main();

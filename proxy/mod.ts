@@ -22,8 +22,7 @@ import { DeadlineTicker } from "./deadlines.ts";
 import { MirrorSender } from "./filters/mirror.ts";
 import { type Http1Context, serveHttp1 } from "./http1_server.ts";
 import { TcpListener } from "./listener.ts";
-import type { Network } from "./io/net.ts";
-import { selectNetwork } from "./io/epoll.ts";
+import { denoNetwork, type Network } from "./io/net.ts";
 import { PoolManager } from "./pool.ts";
 import { type AccessLogSink, type ListenerKind, ProxyMetrics } from "./stats.ts";
 import { serveTcpUpstream, type TcpContext, TcpMetrics } from "./tcp.ts";
@@ -64,10 +63,7 @@ export interface ProxyOptions {
    * upstream endpoint, duration, request id). When absent, entries are logged at debug level.
    */
   accessLog?: AccessLogSink;
-  /**
-   * Where sockets come from (io/net.ts); default: the epoll backend where it loads (Linux,
-   * FFI permission), else Deno's own sockets.
-   */
+  /** Where sockets come from (io/net.ts); default Deno's own. */
   network?: Network;
 }
 
@@ -161,7 +157,7 @@ export class Proxy {
     this.#clusters = new ClusterManager(this.#logger, this.#clock);
     this.#deadlines = new DeadlineTicker(this.#clock);
     const opened = this.#metrics.upstreamOpened;
-    this.#network = options.network ?? selectNetwork("auto");
+    this.#network = options.network ?? denoNetwork;
     this.#pools = new PoolManager(
       this.#clock,
       (endpoint) => opened.with({ endpoint }),

@@ -33,7 +33,7 @@ export function testTuning(overrides: Partial<ProxyTuning> = {}): ProxyTuning {
     upstreamIdleTimeoutMs: 60_000,
     maxIdlePerEndpoint: 128,
     drainTimeoutMs: 1000,
-    network: "auto",
+    network: "deno",
     ...overrides,
   };
 }

@@ -25,18 +25,32 @@ Deno.test("compile.sh grants the same permissions as `deno task weft`", () => {
   );
 });
 
-Deno.test("an agent starts, serves and stops with the task's permissions", async () => {
+const epollLoads = Deno.build.os === "linux" && ["x86_64", "aarch64"].includes(Deno.build.arch);
+
+for (const network of ["deno", "epoll"] as const) {
+  Deno.test({
+    name: `an agent on ${network} sockets starts, proxies and stops with the task's permissions`,
+    ignore: network === "epoll" && !epollLoads,
+    fn: () => agentWithTaskPermissions(network),
+  });
+}
+
+async function agentWithTaskPermissions(network: "deno" | "epoll"): Promise<void> {
   const dir = await Deno.makeTempDir();
+  const configFile = `${dir}/weft.yaml`;
+  await Deno.writeTextFile(configFile, `proxy:\n  network: ${network}\n`);
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       ...taskFlags(),
       `${root}main.ts`,
       "agent",
+      "--config",
+      configFile,
       "--name",
       "perm",
       "--data-dir",
-      dir,
+      `${dir}/data`,
       "--admin-addr",
       "127.0.0.1:0",
       "--outbound-addr",
@@ -64,14 +78,17 @@ Deno.test("an agent starts, serves and stops with the task's permissions", async
     }
     assertMatch(log, /"node started"/, `agent did not start:\n${log}`);
     const started = JSON.parse(log.split("\n").find((l) => l.includes('"node started"'))!);
+    assertEquals(started.network, network, "the task grants what the backend needs");
     const admin = started.admin;
-    if (Deno.build.os === "linux" && ["x86_64", "aarch64"].includes(Deno.build.arch)) {
-      assertEquals(started.network, "epoll", "the task grants what the epoll backend needs");
-    }
     const members = await (await fetch(`http://${admin}/v1/members`)).json();
     assertEquals(members.members[0].name, "perm");
     const status = await (await fetch(`http://${admin}/v1/status`)).json();
-    assertEquals(status.proxyNetwork, started.network);
+    assertEquals(status.proxyNetwork, network);
+    // The outbound listener answers on this backend: an unknown service is a 404 local reply.
+    const reply = await fetch(`http://${started.outbound}/`, { headers: { host: "nowhere" } });
+    assertEquals(reply.status, 404);
+    assertEquals(reply.headers.get("x-weft-flag"), "NR");
+    await reply.body?.cancel();
   } finally {
     child.kill("SIGTERM");
     for (;;) {
@@ -82,4 +99,4 @@ Deno.test("an agent starts, serves and stops with the task's permissions", async
     assertEquals(status.code, 0);
     await Deno.remove(dir, { recursive: true });
   }
-});
+}

@@ -712,14 +712,10 @@ export function createEpollNetwork(): Network | null {
 export const epollUnavailable =
   "the epoll backend needs Linux on x86_64 or aarch64 and the FFI permission (--allow-ffi)";
 
-/**
- * The network for a `proxy.network` setting: "deno", "epoll" (throws when it cannot load) or
- * "auto" (epoll when it loads, else deno).
- */
-export function selectNetwork(choice: "auto" | "epoll" | "deno"): Network {
+/** The network for a `proxy.network` setting; "epoll" throws where it cannot load. */
+export function selectNetwork(choice: "deno" | "epoll"): Network {
   if (choice === "deno") return denoNetwork;
   const epoll = createEpollNetwork();
-  if (epoll) return epoll;
-  if (choice === "epoll") throw new Error(epollUnavailable);
-  return denoNetwork;
+  if (!epoll) throw new Error(epollUnavailable);
+  return epoll;
 }
