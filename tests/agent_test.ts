@@ -19,7 +19,7 @@ Deno.test("agent proxies to a local service and serves the admin API", async () 
   try {
     const { hostname, port } = agent.outbound;
     const viaHost = await rawRequest(hostname, port, "GET", "/x", { host: "reviews" });
-    assertEquals(viaHost.status, 200);
+    assertEquals(viaHost.status, 200, viaHost.body);
     assertEquals(JSON.parse(viaHost.body).path, "/x");
     const viaProxy = await rawRequest(hostname, port, "GET", "http://reviews/y?q=1", {
       host: "reviews",
