@@ -62,6 +62,25 @@ const syncBudget = 128;
  * of those handoffs.
  */
 const turnEveryMs = 20;
+/**
+ * How long an empty poll is retried before the wait is handed to a worker thread, when the
+ * previous wait was short: a handoff costs about 30 us of CPU here, so spinning up to that
+ * long costs no more and answers sooner. Measured at one connection: 130 -> 76 CPU-ms per
+ * 1000 requests, 7k -> 13k req/s.
+ */
+const spinMs = 0.03;
+/** A wait shorter than this marks traffic as dense (worth spinning for). */
+const denseGapMs = 1;
+/**
+ * While the runtime's own sockets are active (its epoll set reported I/O in the last
+ * `runtimeActiveMs`), turns come this often: a Deno socket exchange needs several turns (an
+ * op that completes without new I/O is only delivered on a turn), so an admin request or a
+ * gossip probe under full proxy load takes a few ms instead of a few times 20 ms.
+ */
+const activeTurnEveryMs = 2;
+/** Sleep of a turn's worker-thread call: long enough for the runtime to park meanwhile. */
+const parkMicros = 50;
+const runtimeActiveMs = 100;
 /** Microtask turns given to settled promise chains before the next poll. */
 const settleTurns = 8;
 
@@ -239,7 +258,8 @@ class Reactor {
   /**
    * Waits for events and hands them out until no socket is registered. While events keep
    * coming, the set is polled synchronously (one syscall) after the handlers' promise chains
-   * ran. An empty poll moves the wait to a runtime worker thread, leaving the JS thread free
+   * ran; after a short wait it is also retried for `spinMs` before giving up. An empty poll
+   * then moves the wait to a runtime worker thread, leaving the JS thread free
    * (its runtime serves its own sockets and timers meanwhile, and an idle node costs no CPU).
    * When busy, the runtime still gets a turn (a call made on a worker thread, during which it
    * parks and polls its own sockets and timers) whenever its epoll set reports I/O (admin API,
@@ -251,6 +271,8 @@ class Reactor {
     const events = this.#events;
     let failures = 0;
     let lastTurn = performance.now();
+    let dense = false;
+    let runtimeActiveUntil = 0;
     try {
       while (this.#count > 0) {
         this.#budget = syncBudget;
@@ -262,15 +284,26 @@ class Reactor {
           this.#spare = posted;
           for (let i = 0; i < settleTurns; i++) await null;
         }
-        if (this.#runtimeBusy || performance.now() - lastTurn >= turnEveryMs) {
+        const now = performance.now();
+        if (this.#runtimeBusy) runtimeActiveUntil = now + runtimeActiveMs;
+        const turnEvery = now < runtimeActiveUntil ? activeTurnEveryMs : turnEveryMs;
+        if (this.#runtimeBusy || now - lastTurn >= turnEvery) {
           this.#runtimeBusy = false;
-          await s.sched_yield();
+          await s.usleep(parkMicros);
           lastTurn = performance.now();
         }
         let n = s.epoll_poll(epfd, events, maxEvents, 0);
+        if (n === 0 && this.#posted.length === 0 && dense) {
+          // Traffic is dense: the next event is likely a few tens of microseconds away, less
+          // than a thread handoff costs, so poll a little longer before handing off.
+          const until = performance.now() + spinMs;
+          while (n === 0 && performance.now() < until) n = s.epoll_poll(epfd, events, maxEvents, 0);
+        }
         if (n === 0 && this.#posted.length === 0) {
+          const waitStart = performance.now();
           n = await s.epoll_wait(epfd, events, maxEvents, -1);
           lastTurn = performance.now();
+          dense = lastTurn - waitStart < denseGapMs;
         }
         if (n < 0) {
           // EINTR (a signal) is the only expected failure. A persistent one would be a bug and

@@ -39,10 +39,11 @@ const symbols = {
   },
   eventfd: { parameters: ["u32", "i32"], result: "i32" },
   /**
-   * A no-op made on a runtime worker thread: awaiting it lets the JS thread's runtime park,
-   * which is when it polls its own sockets and timers (usleep would cost 100+ us here).
+   * A short sleep on a runtime worker thread: awaiting it makes the JS thread's runtime park,
+   * which is when it polls its own sockets and timers. (A bare `sched_yield` returns before the
+   * runtime has parked often enough that its sockets were starved.)
    */
-  sched_yield: { parameters: [], result: "i32", nonblocking: true },
+  usleep: { parameters: ["u32"], result: "i32", nonblocking: true },
   __errno_location: { parameters: [], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
