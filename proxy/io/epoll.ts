@@ -57,11 +57,13 @@ const hangupEvents = EPOLLRDHUP | EPOLLHUP | EPOLLERR;
 const syncBudget = 128;
 /**
  * Longest the runtime's event loop waits for a turn while the proxy is busy: the bound on how
- * late a timer fires under full load. Each turn is a thread handoff: turns every 5 ms (with
- * the nested runtime set) measured 7-9% more CPU per request than none; 20 ms does a quarter
- * of those handoffs.
+ * late a timer fires, or a Deno socket (admin API, gossip) is served, under full load. Each
+ * turn costs a thread handoff and a short sleep (about 0.2 ms here), so 10 ms is about 2%.
+ * (Nesting the runtime's own epoll sets into ours, to hand over exactly when they had I/O,
+ * was tried and dropped: it reaches into other runtimes' kernel state, and test processes
+ * with several workers then saw child-process exits go unnoticed.)
  */
-const turnEveryMs = 20;
+const turnEveryMs = 10;
 /**
  * How long an empty poll is retried before the wait is handed to a worker thread, when the
  * previous wait was short: a handoff costs about 30 us of CPU here, so spinning up to that
@@ -71,16 +73,8 @@ const turnEveryMs = 20;
 const spinMs = 0.03;
 /** A wait shorter than this marks traffic as dense (worth spinning for). */
 const denseGapMs = 1;
-/**
- * While the runtime's own sockets are active (its epoll set reported I/O in the last
- * `runtimeActiveMs`), turns come this often: a Deno socket exchange needs several turns (an
- * op that completes without new I/O is only delivered on a turn), so an admin request or a
- * gossip probe under full proxy load takes a few ms instead of a few times 20 ms.
- */
-const activeTurnEveryMs = 2;
 /** Sleep of a turn's worker-thread call: long enough for the runtime to park meanwhile. */
 const parkMicros = 50;
-const runtimeActiveMs = 100;
 /** Microtask turns given to settled promise chains before the next poll. */
 const settleTurns = 8;
 
@@ -123,30 +117,6 @@ interface Posted {
   onPosted(): void;
 }
 
-/**
- * The runtime's own epoll sets (Deno's event loop), found by their /proc/self/fd links. Nested
- * into ours, they make a wait return when one of Deno's sockets (admin API, gossip, health
- * checks, a peer in the same process) has I/O, so the loop hands over at once instead of at
- * the next timed turn. Empty when /proc cannot be read (then timed turns bound the delay).
- */
-function runtimeEpollFds(own: number): number[] {
-  const fds: number[] = [];
-  try {
-    for (const entry of Deno.readDirSync("/proc/self/fd")) {
-      const fd = Number(entry.name);
-      if (fd === own || !Number.isInteger(fd)) continue;
-      try {
-        if (Deno.readLinkSync(`/proc/self/fd/${fd}`) === "anon_inode:[eventpoll]") fds.push(fd);
-      } catch {
-        // Closed while listing.
-      }
-    }
-  } catch {
-    // No read permission for /proc: timed turns still bound the delay.
-  }
-  return fds;
-}
-
 /** One epoll set and the loop that waits on it while any socket is registered. */
 class Reactor {
   readonly #epfd: number;
@@ -163,9 +133,6 @@ class Reactor {
    */
   readonly #generations: number[] = [];
   #nextGeneration = 1;
-  readonly #runtimeFds: Set<number>;
-  /** Set when one of the runtime's epoll sets reported I/O: hand over before polling again. */
-  #runtimeBusy = false;
   #count = 0;
   #loop: Promise<void> | null = null;
   /** Operations that may still complete synchronously in this round. */
@@ -180,15 +147,6 @@ class Reactor {
     this.#wakeFd = s.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (this.#wakeFd < 0) throw socketError(c.errno(), "eventfd");
     this.#ctlAdd(this.#wakeFd, EPOLLIN, 0);
-    this.#runtimeFds = new Set();
-    for (const fd of runtimeEpollFds(this.#epfd)) {
-      try {
-        this.#ctlAdd(fd, EPOLLIN | EPOLLET, 0);
-        this.#runtimeFds.add(fd);
-      } catch {
-        // Not an epoll set we may watch; timed turns still bound the delay.
-      }
-    }
     this.#events = new Uint8Array(maxEvents * c.epollEventSize);
     this.#view = new DataView(this.#events.buffer);
   }
@@ -262,8 +220,7 @@ class Reactor {
    * then moves the wait to a runtime worker thread, leaving the JS thread free
    * (its runtime serves its own sockets and timers meanwhile, and an idle node costs no CPU).
    * When busy, the runtime still gets a turn (a call made on a worker thread, during which it
-   * parks and polls its own sockets and timers) whenever its epoll set reports I/O (admin API,
-   * gossip, health checks) and at least every `turnEveryMs`.
+   * parks and polls its own sockets and timers) at least every `turnEveryMs`.
    */
   async #run(): Promise<void> {
     const s = this.c.sym;
@@ -272,7 +229,6 @@ class Reactor {
     let failures = 0;
     let lastTurn = performance.now();
     let dense = false;
-    let runtimeActiveUntil = 0;
     try {
       while (this.#count > 0) {
         this.#budget = syncBudget;
@@ -284,11 +240,7 @@ class Reactor {
           this.#spare = posted;
           for (let i = 0; i < settleTurns; i++) await null;
         }
-        const now = performance.now();
-        if (this.#runtimeBusy) runtimeActiveUntil = now + runtimeActiveMs;
-        const turnEvery = now < runtimeActiveUntil ? activeTurnEveryMs : turnEveryMs;
-        if (this.#runtimeBusy || now - lastTurn >= turnEvery) {
-          this.#runtimeBusy = false;
+        if (performance.now() - lastTurn >= turnEveryMs) {
           await s.usleep(parkMicros);
           lastTurn = performance.now();
         }
@@ -342,7 +294,6 @@ class Reactor {
         }
       } else if (generation === 0) {
         if (fd === this.#wakeFd) this.c.sym.read(this.#wakeFd, this.#wakeBytes, 8n);
-        else if (this.#runtimeFds.has(fd)) this.#runtimeBusy = true;
       }
     }
     return forSockets;

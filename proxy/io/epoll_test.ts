@@ -439,11 +439,11 @@ epollTest("a Deno socket talking to an epoll socket is not delayed", async (o) =
 });
 
 // Under sustained epoll traffic the runtime still polls its own sockets: the poller parks it
-// when its epoll set reports I/O and on timed turns, and a pump whose sockets stay ready is
-// deferred to the next round after a budget of synchronous operations. With this in-process
-// pump (both ends always ready) a Deno round trip still takes from a few ms to several
-// hundred (measured 25 ms-1 s for all five), so the bound is progress, not latency: a
-// setImmediate turn, tried once, gave 0.6-2.7 s per round trip.
+// on timed turns, and a pump whose sockets stay ready is deferred to the next round after a
+// budget of synchronous operations. With this in-process pump (both ends always ready) a Deno
+// round trip still takes up to a few hundred ms (measured 0.2-0.65 s for all five), so the
+// bound is progress, not latency: a setImmediate turn, tried once, gave 0.6-2.7 s per round
+// trip.
 epollTest("sustained epoll traffic does not starve Deno's own sockets", async (o) => {
   const { client, server } = await epollPair(o);
   let busy = true;
@@ -560,9 +560,14 @@ async function synDroppingListener(o: Opened): Promise<{ port: number; close(): 
   }
   const port = (sa[2] << 8) | sa[3];
   const queued = o.add(await Deno.connect({ hostname: "127.0.0.1", port }));
+  let closed = false;
   return {
     port,
+    // Idempotent: a raw descriptor closed twice could be another test's by then (the test
+    // process shares one descriptor table), which once broke child-process exits elsewhere.
     close() {
+      if (closed) return;
+      closed = true;
       libc.sym.close(fd);
       queued.close();
     },
