@@ -20,6 +20,7 @@ import { defaultLanConfig, type GossipConfig, GossipNode, memberJson } from "../
 import { formatHostPort } from "../lib/address.ts";
 import { silentLogger } from "../lib/log.ts";
 import { Registry } from "../lib/metrics.ts";
+import { freePort } from "./support.ts";
 
 const args = parseArgs(Deno.args);
 const root = new URL("..", import.meta.url).pathname;
@@ -56,14 +57,6 @@ async function waitFor(
     await sleep(pollMs);
   }
   return performance.now() - start;
-}
-
-/** Free TCP+UDP-ish port: bind 0, read, release (good enough for a benchmark on loopback). */
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const p = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return p;
 }
 
 function table(headers: string[], rows: (string | number)[][]): void {

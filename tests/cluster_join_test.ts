@@ -4,13 +4,7 @@
  */
 import { assertEquals, eventually } from "./support/assert.ts";
 import { type AgentProcess, startAgent } from "./support/agent_process.ts";
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = l.addr.port;
-  l.close();
-  return port;
-}
+import { freePort } from "./support/sockets.ts";
 
 Deno.test("an agent started before its seed joins when the seed comes up", async () => {
   const root = await Deno.makeTempDir({ prefix: "weft-join-" });

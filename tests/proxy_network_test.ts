@@ -18,6 +18,7 @@ import {
   TestClient,
 } from "../proxy/test_util.ts";
 import { assert, assertEquals } from "./support/assert.ts";
+import { freePort, readUntil, writeAll } from "./support/sockets.ts";
 
 const loopback = { hostname: "127.0.0.1", port: 0 };
 const encoder = new TextEncoder();
@@ -57,37 +58,6 @@ function textPattern(length: number, seed: number): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(length);
   for (let i = 0; i < length; i++) out[i] = 33 + ((i * 7 + seed + (i >>> 10)) % 94);
   return out;
-}
-
-/** A port nothing listens on. */
-function closedPort(): number {
-  const l = Deno.listen(loopback);
-  const port = l.addr.port;
-  l.close();
-  return port;
-}
-
-/** Reads from `conn` until `done` accepts the bytes so far, or end of stream; bounded. */
-async function readUntil(
-  conn: Deno.Conn,
-  done: (all: Uint8Array) => boolean,
-): Promise<Uint8Array> {
-  let all = new Uint8Array(0);
-  const buf = new Uint8Array(64 * 1024);
-  for (let reads = 0; reads < 1000 && !done(all); reads++) {
-    const n = await conn.read(buf);
-    if (n === null) break;
-    const next = new Uint8Array(all.length + n);
-    next.set(all);
-    next.set(buf.subarray(0, n), all.length);
-    all = next;
-  }
-  return all;
-}
-
-/** Writes all of `bytes` to a Deno socket (its writes may be partial). */
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  for (let off = 0; off < bytes.length;) off += await conn.write(bytes.subarray(off));
 }
 
 /** Declares one scenario for one backend; epoll runs also require the network to settle. */
@@ -247,7 +217,7 @@ for (const backend of backends) {
   });
 
   scenario(backend, "a connect failure answers 502 with flag UF", async (network) => {
-    const dead = { hostname: "127.0.0.1", port: closedPort() };
+    const dead = { hostname: "127.0.0.1", port: freePort() };
     const p = await startProxy(
       network,
       buildSnapshot({ outbound: { down: { endpoints: [endpoint(dead)] } } }),

@@ -10,6 +10,7 @@ import { type HostPort, Registry, silentLogger, type Snapshot } from "../lib/mod
 import { type AccessLogEntry, Proxy } from "../proxy/mod.ts";
 import { buildSnapshot, endpoint, TestClient } from "../proxy/test_util.ts";
 import { assert, assertEquals, eventually } from "./support/assert.ts";
+import { readUntil } from "./support/sockets.ts";
 
 const loopback = { hostname: "127.0.0.1", port: 0 };
 /** The `WebSocket` class sends `Host: 127.0.0.1:PORT`, so the service is named after it. */
@@ -324,24 +325,6 @@ function clientTextFrame(text: string): Uint8Array {
   frame.set([0x81, 0x80 | payload.length, ...mask]);
   payload.forEach((b, i) => (frame[6 + i] = b ^ mask[i % 4]));
   return frame;
-}
-
-/** Reads from `conn` until `predicate` accepts the bytes so far, or EOF, bounded in reads. */
-async function readUntil(
-  conn: Deno.Conn,
-  predicate: (all: Uint8Array) => boolean,
-): Promise<Uint8Array> {
-  let all = new Uint8Array(0);
-  const buf = new Uint8Array(64 * 1024);
-  for (let reads = 0; reads < 1000 && !predicate(all); reads++) {
-    const n = await conn.read(buf);
-    if (n === null) break;
-    const next = new Uint8Array(all.length + n);
-    next.set(all);
-    next.set(buf.subarray(0, n), all.length);
-    all = next;
-  }
-  return all;
 }
 
 Deno.test("a first frame sent together with the upgrade head is forwarded", async () => {

@@ -18,6 +18,7 @@ import {
   assertRejects,
   assertThrows,
 } from "../../tests/support/assert.ts";
+import { freePort, writeAll } from "../../tests/support/sockets.ts";
 
 const maybeNetwork = createEpollNetwork();
 const ignore = maybeNetwork === null;
@@ -87,16 +88,6 @@ function epollTest(name: string, fn: (opened: Opened) => Promise<void>): void {
   });
 }
 
-/** Writes all of `bytes`, looping over partial writes (bounded: each write moves >= 1 byte). */
-async function writeAll(conn: StreamConn, bytes: Uint8Array): Promise<void> {
-  let off = 0;
-  for (let zeroWrites = 0; off < bytes.length;) {
-    const n = await conn.write(bytes.subarray(off));
-    if (n <= 0 && ++zeroWrites > 100) throw new Error("write keeps answering 0");
-    off += n;
-  }
-}
-
 /** Reads exactly `length` bytes; throws at an early end of stream. */
 async function readExactly(conn: StreamConn, length: number): Promise<Uint8Array> {
   const out = new Uint8Array(length);
@@ -125,14 +116,6 @@ async function epollPair(
   opened.add(client);
   opened.add(server);
   return { listener, client, server };
-}
-
-/** A port nothing listens on (bound, read, released). */
-function closedPort(): number {
-  const l = Deno.listen(loopback);
-  const port = l.addr.port;
-  l.close();
-  return port;
 }
 
 const fnvOffset = 0x811c9dc5;
@@ -298,7 +281,7 @@ epollTest("closeWrite delivers end of stream; the other direction still works", 
 });
 
 epollTest("connect to a closed port rejects with ConnectionRefused", async () => {
-  const port = closedPort();
+  const port = freePort();
   await assertRejects(() => network.connect("127.0.0.1", port), Deno.errors.ConnectionRefused);
   // Twice: the failed socket was released and nothing stayed registered.
   await assertRejects(() => network.connect("127.0.0.1", port), Deno.errors.ConnectionRefused);

@@ -1,0 +1,44 @@
+/**
+ * @module
+ * Socket helpers shared by tests: a loopback port nothing listens on, reading until a
+ * condition holds, and writing a whole buffer over partial writes. Bounded loops only.
+ */
+
+/** A loopback port that was free a moment ago (bound to port 0, read, released). */
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = l.addr.port;
+  l.close();
+  return port;
+}
+
+/** Reads from `conn` until `done` accepts the bytes so far, or end of stream; bounded. */
+export async function readUntil(
+  conn: { read(p: Uint8Array): Promise<number | null> },
+  done: (all: Uint8Array) => boolean,
+): Promise<Uint8Array> {
+  let all = new Uint8Array(0);
+  const buf = new Uint8Array(64 * 1024);
+  for (let reads = 0; reads < 1000 && !done(all); reads++) {
+    const n = await conn.read(buf);
+    if (n === null) break;
+    const next = new Uint8Array(all.length + n);
+    next.set(all);
+    next.set(buf.subarray(0, n), all.length);
+    all = next;
+  }
+  return all;
+}
+
+/** Writes all of `bytes`, looping over partial writes (bounded: each write moves >= 1 byte). */
+export async function writeAll(
+  conn: { write(p: Uint8Array): Promise<number> },
+  bytes: Uint8Array,
+): Promise<void> {
+  let off = 0;
+  for (let zeroWrites = 0; off < bytes.length;) {
+    const n = await conn.write(bytes.subarray(off));
+    if (n <= 0 && ++zeroWrites > 100) throw new Error("write keeps answering 0");
+    off += n;
+  }
+}
