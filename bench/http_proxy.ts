@@ -125,6 +125,8 @@ interface WrkResult {
   p99: number;
   /** CPU milliseconds the target's processes spent per 1000 requests. */
   cpuPer1k: number;
+  /** The user-space part of `cpuPer1k` (the rest is the kernel's: sockets, scheduling). */
+  userPer1k: number;
 }
 
 function parseLatency(v: string): number {
@@ -150,7 +152,7 @@ async function runWrk(
   const p99 = parseLatency(/\s99%\s+(\S+)/.exec(text)?.[1] ?? "");
   const errors = /Non-2xx or 3xx responses: (\d+)/.exec(text)?.[1];
   if (errors) console.error(`  warning: ${errors} non-2xx responses from ${url}`);
-  return { rps, p50, p99, cpuPer1k: NaN };
+  return { rps, p50, p99, cpuPer1k: NaN, userPer1k: NaN };
 }
 
 /** PIDs of `root` and its direct children (nginx master + worker). */
@@ -169,19 +171,20 @@ function processTree(root: number): number[] {
   return pids;
 }
 
-/** User + system CPU milliseconds used so far by `pids` (clock ticks are 10 ms on Linux). */
-function cpuMs(pids: number[]): number {
-  let ticks = 0;
+/** User and system CPU milliseconds used so far by `pids` (clock ticks are 10 ms on Linux). */
+function cpuMs(pids: number[]): { user: number; sys: number } {
+  let user = 0, sys = 0;
   for (const pid of pids) {
     try {
       const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
       const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      ticks += Number(f[11]) + Number(f[12]);
+      user += Number(f[11]);
+      sys += Number(f[12]);
     } catch {
       // Exited.
     }
   }
-  return ticks * 10;
+  return { user: user * 10, sys: sys * 10 };
 }
 
 async function main(): Promise<void> {
@@ -301,14 +304,17 @@ async function main(): Promise<void> {
     const results = new Map<string, WrkResult[]>(targets.map((t) => [t.name, []]));
     for (let r = 0; r < rounds; r++) {
       for (const t of targets) {
-        const cpuBefore = cpuMs(t.pids);
+        const before = cpuMs(t.pids);
         const res = await runWrk(t.url, t.host, seconds, connections);
-        res.cpuPer1k = (cpuMs(t.pids) - cpuBefore) / (res.rps * seconds / 1000);
+        const after = cpuMs(t.pids);
+        const thousands = res.rps * seconds / 1000;
+        res.userPer1k = (after.user - before.user) / thousands;
+        res.cpuPer1k = res.userPer1k + (after.sys - before.sys) / thousands;
         results.get(t.name)!.push(res);
         console.error(
           `round ${r + 1} ${t.name}: ${res.rps.toFixed(0)} req/s p50 ${res.p50.toFixed(2)} ms p99 ${
             res.p99.toFixed(2)
-          } ms, ${res.cpuPer1k.toFixed(1)} CPU-ms/1k req`,
+          } ms, ${res.cpuPer1k.toFixed(1)} CPU-ms/1k req (user ${res.userPer1k.toFixed(1)})`,
         );
       }
     }
@@ -319,19 +325,20 @@ async function main(): Promise<void> {
         p50: median(rs.map((x) => x.p50)),
         p99: median(rs.map((x) => x.p99)),
         cpu: median(rs.map((x) => x.cpuPer1k)),
+        user: median(rs.map((x) => x.userPer1k)),
       };
     };
     console.log(
       `\nwrk -t1 -c${connections} -d${seconds}s, 100-byte body, ${rounds} rounds (medians)\n`,
     );
-    console.log("| target | req/s | p50 ms | p99 ms | CPU ms per 1k req |");
-    console.log("|---|---|---|---|---|");
+    console.log("| target | req/s | p50 ms | p99 ms | CPU ms per 1k req | of which user |");
+    console.log("|---|---|---|---|---|---|");
     for (const t of targets) {
       const m = med(t.name);
       console.log(
         `| ${t.name} | ${m.rps.toFixed(0)} | ${m.p50.toFixed(2)} | ${m.p99.toFixed(2)} | ${
           m.cpu.toFixed(1)
-        } |`,
+        } | ${m.user.toFixed(1)} |`,
       );
     }
     const d = med("direct"), n = med("nginx");
