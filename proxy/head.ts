@@ -440,6 +440,34 @@ export class HeadWriter {
     this.length += this.#encoder.encodeInto(s, out.subarray(this.length)).written;
   }
 
+  /** A non-negative integer in decimal, without building its string. */
+  decimal(n: number): void {
+    if (n < 10) {
+      this.#ensure(1);
+      this.bytes[this.length++] = 48 + n;
+      return;
+    }
+    let digits = 1;
+    for (let m = n; m >= 10; m = Math.floor(m / 10)) digits++;
+    this.#ensure(digits);
+    const out = this.bytes;
+    for (let o = this.length + digits - 1, m = n; o >= this.length; o--, m = Math.floor(m / 10)) {
+      out[o] = 48 + (m % 10);
+    }
+    this.length += digits;
+  }
+
+  /** The low `width` hex digits of a non-negative integer, zero-padded. */
+  hex(n: number, width: number): void {
+    this.#ensure(width);
+    const out = this.bytes;
+    for (let o = this.length + width - 1, m = n; o >= this.length; o--, m = Math.floor(m / 16)) {
+      const d = m % 16;
+      out[o] = d < 10 ? 48 + d : 87 + d;
+    }
+    this.length += width;
+  }
+
   #view: Uint8Array = new Uint8Array(0);
   #viewOf: Uint8Array | null = null;
 

@@ -117,11 +117,24 @@ const tcpSwitchingBytes = new TextEncoder().encode(
 const requestIdPrefix = crypto.randomUUID().slice(0, 24);
 /** Random start, so that two processes sharing a prefix by chance still differ. */
 let requestIdCounter = Math.floor(Math.random() * 2 ** 40);
-const hexPad = "000000000000";
+/** Hex digits after the prefix (48 bits of the counter). */
+const requestIdDigits = 12;
 
-function nextRequestId(): string {
-  const hex = (requestIdCounter++ % 2 ** 48).toString(16);
-  return requestIdPrefix + hexPad.slice(hex.length) + hex;
+/** The next request id's counter value. */
+function nextRequestSerial(): number {
+  return requestIdCounter++ % 2 ** 48;
+}
+
+/** The id a serial stands for (what the x-request-id line carries), for the access log. */
+function requestIdOf(serial: number): string {
+  return requestIdPrefix + serial.toString(16).padStart(requestIdDigits, "0");
+}
+
+/** Writes `name` (with its ": "), `value` and the line end. */
+function headerLine(w: HeadWriter, name: string, value: string): void {
+  w.ascii(name);
+  w.ascii(value);
+  w.crlf();
 }
 
 /** Reused retry input for a response status (retry decisions are synchronous). */
@@ -175,6 +188,8 @@ class Http1Session implements Expiring {
   path = "";
   host = "";
   requestId = "";
+  /** Serial of the x-request-id this proxy generated (-1: the client sent one, or none yet). */
+  requestSerial = -1;
   clusterName = "";
   endpoint: EndpointConfig | undefined = undefined;
   upstream: UpstreamConnection | null = null;
@@ -287,6 +302,7 @@ class Http1Session implements Expiring {
     this.path = "";
     this.host = "";
     this.requestId = "";
+    this.requestSerial = -1;
     this.clusterName = "";
     this.endpoint = undefined;
     this.upstream = null;
@@ -324,7 +340,7 @@ class Http1Session implements Expiring {
         cluster: this.clusterName,
         upstream: this.endpoint?.key ?? "",
         durationMs,
-        requestId: this.requestId,
+        requestId: this.requestSerial < 0 ? this.requestId : requestIdOf(this.requestSerial),
       });
     }
   }
@@ -771,27 +787,40 @@ class Http1Session implements Expiring {
     } else w.ascii(`${req.method} ${target ?? path} HTTP/1.${req.minor}`);
     w.crlf();
     copyLines(req, w, plain ? keepRequestLine : this.#keepRequest);
-    // What the proxy adds, as one short string.
-    let h = req.forwardedFor === ""
-      ? `x-forwarded-for: ${this.clientIp}\r\n`
-      : `x-forwarded-for: ${req.forwardedFor}, ${this.clientIp}\r\n`;
+    // What the proxy adds, written piece by piece: a string built with `+` is a rope that
+    // would be flattened (copied) before its characters could be read.
+    w.ascii("x-forwarded-for: ");
+    if (req.forwardedFor !== "") {
+      w.ascii(req.forwardedFor);
+      w.ascii(", ");
+    }
+    w.ascii(this.clientIp);
+    w.crlf();
     if (!plain) {
       const rewritten = this.plan.upstreamAuthority;
-      if (rewritten !== undefined) h += `host: ${rewritten}\r\n`;
-      else if (authority !== null) h += `host: ${authority}\r\n`;
-      if (this.plan.requestPlan !== null) h += this.plan.requestPlan.appendText;
-    } else if (authority !== null) h += `host: ${authority}\r\n`;
-    if (!req.hasForwardedProto) h += "x-forwarded-proto: http\r\n";
+      if (rewritten !== undefined) headerLine(w, "host: ", rewritten);
+      else if (authority !== null) headerLine(w, "host: ", authority);
+      if (this.plan.requestPlan !== null) w.ascii(this.plan.requestPlan.appendText);
+    } else if (authority !== null) headerLine(w, "host: ", authority);
+    if (!req.hasForwardedProto) w.ascii("x-forwarded-proto: http\r\n");
     if (this.requestId === "") {
-      this.requestId = nextRequestId();
-      h += `x-request-id: ${this.requestId}\r\n`;
+      this.requestSerial = nextRequestSerial();
+      w.ascii("x-request-id: ");
+      w.ascii(requestIdPrefix);
+      w.hex(this.requestSerial, requestIdDigits);
+      w.crlf();
     }
-    if (endpoint.viaInbound) h += `x-weft-destination: ${cluster.service}\r\n`;
-    if (req.upgrade !== "") h += `connection: upgrade\r\nupgrade: ${req.upgrade}\r\n`;
-    if (req.framing === Framing.Length) h += `content-length: ${req.contentLength}\r\n\r\n`;
-    else if (req.framing === Framing.Chunked) h += "transfer-encoding: chunked\r\n\r\n";
-    else h += "\r\n";
-    w.ascii(h);
+    if (endpoint.viaInbound) headerLine(w, "x-weft-destination: ", cluster.service);
+    if (req.upgrade !== "") {
+      w.ascii("connection: upgrade\r\n");
+      headerLine(w, "upgrade: ", req.upgrade);
+    }
+    if (req.framing === Framing.Length) {
+      w.ascii("content-length: ");
+      w.decimal(req.contentLength);
+      w.crlf();
+    } else if (req.framing === Framing.Chunked) w.ascii("transfer-encoding: chunked\r\n");
+    w.crlf();
 
     // Small body already buffered: send it with the head in one write.
     const reader = this.reader;
@@ -1349,14 +1378,10 @@ class Http1Session implements Expiring {
     }
     if (!interim) {
       if (res.framing === Framing.Length) {
-        w.ascii(
-          keepClient
-            ? `content-length: ${res.contentLength}\r\n\r\n`
-            : `content-length: ${res.contentLength}\r\nconnection: close\r\n\r\n`,
-        );
-        return w;
-      }
-      if (res.framing === Framing.Chunked) w.ascii("transfer-encoding: chunked\r\n");
+        w.ascii("content-length: ");
+        w.decimal(res.contentLength);
+        w.crlf();
+      } else if (res.framing === Framing.Chunked) w.ascii("transfer-encoding: chunked\r\n");
       if (!keepClient) w.ascii("connection: close\r\n");
     }
     w.crlf();

@@ -126,8 +126,10 @@ Deno.test("removes hop-by-hop headers and sets x-forwarded-* and x-request-id", 
       headers: { "keep-alive": "timeout=5", "x-up": "1", "connection": "x-up" },
     })
   );
+  const log: AccessLogEntry[] = [];
   const p = await startProxy(
     buildSnapshot({ outbound: { svc: { endpoints: [endpoint(up.addr)] } } }),
+    log,
   );
   try {
     const r = await oneRequest(
@@ -146,12 +148,19 @@ Deno.test("removes hop-by-hop headers and sets x-forwarded-* and x-request-id", 
     assertEquals(h.get("x-forwarded-for"), "10.0.0.1, 127.0.0.1");
     assertEquals(h.get("x-forwarded-proto"), "http");
     assert(/^[0-9a-f-]{36}$/.test(h.get("x-request-id") ?? ""), "generated x-request-id");
+    assertEquals(log[0].requestId, h.get("x-request-id"), "the access log names the same id");
     assertEquals(r.headers.get("keep-alive"), undefined, "response keep-alive removed");
     assertEquals(r.headers.get("x-up"), undefined, "response connection-listed header removed");
 
     const kept = await oneRequest(p.outbound, "GET / HTTP/1.1\nHost: svc\nx-request-id: abc");
     assertEquals(kept.status, 200);
     assertEquals(up.requests[1].headers.get("x-request-id"), "abc");
+    assertEquals(log[1].requestId, "abc");
+    // Generated ids differ from request to request.
+    await oneRequest(p.outbound, "GET / HTTP/1.1\nHost: svc");
+    const third = up.requests[2].headers.get("x-request-id");
+    assert(third !== null && third !== h.get("x-request-id"), "a new id per request");
+    assertEquals(log[2].requestId, third);
   } finally {
     await p.proxy.stop();
     await up.close();
