@@ -457,15 +457,15 @@ export class HeadWriter {
     this.length += digits;
   }
 
-  /** The low `width` hex digits of a non-negative integer, zero-padded. */
-  hex(n: number, width: number): void {
-    this.#ensure(width);
+  /** A 24-bit integer as six zero-padded hex digits. */
+  hex24(n: number): void {
+    this.#ensure(6);
     const out = this.bytes;
-    for (let o = this.length + width - 1, m = n; o >= this.length; o--, m = Math.floor(m / 16)) {
-      const d = m % 16;
+    for (let o = this.length + 5, m = n; o >= this.length; o--, m >>>= 4) {
+      const d = m & 15;
       out[o] = d < 10 ? 48 + d : 87 + d;
     }
-    this.length += width;
+    this.length += 6;
   }
 
   #view: Uint8Array = new Uint8Array(0);

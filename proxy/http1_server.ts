@@ -117,8 +117,6 @@ const tcpSwitchingBytes = new TextEncoder().encode(
 const requestIdPrefix = crypto.randomUUID().slice(0, 24);
 /** Random start, so that two processes sharing a prefix by chance still differ. */
 let requestIdCounter = Math.floor(Math.random() * 2 ** 40);
-/** Hex digits after the prefix (48 bits of the counter). */
-const requestIdDigits = 12;
 
 /** The next request id's counter value. */
 function nextRequestSerial(): number {
@@ -127,7 +125,7 @@ function nextRequestSerial(): number {
 
 /** The id a serial stands for (what the x-request-id line carries), for the access log. */
 function requestIdOf(serial: number): string {
-  return requestIdPrefix + serial.toString(16).padStart(requestIdDigits, "0");
+  return requestIdPrefix + serial.toString(16).padStart(12, "0");
 }
 
 /** Writes `name` (with its ": "), `value` and the line end. */
@@ -748,7 +746,7 @@ class Http1Session implements Expiring {
   /** Ends a forwarded exchange: clears the deadline and tells the balancer how it went. */
   #release(balancer: Balancer, endpoint: EndpointConfig, ok: boolean): void {
     this.deadline = 0;
-    this.ended = this.ctx.clock.now();
+    if (this.ended === 0) this.ended = this.ctx.clock.now();
     // One outcome object per connection: balancers read it synchronously.
     const outcome = this.outcome;
     outcome.latencyMs = this.ended - this.started;
@@ -807,7 +805,10 @@ class Http1Session implements Expiring {
       this.requestSerial = nextRequestSerial();
       w.ascii("x-request-id: ");
       w.ascii(requestIdPrefix);
-      w.hex(this.requestSerial, requestIdDigits);
+      // 48 bits as two 24-bit halves: small-integer arithmetic.
+      const low = this.requestSerial % 0x1000000;
+      w.hex24((this.requestSerial - low) / 0x1000000);
+      w.hex24(low);
       w.crlf();
     }
     if (endpoint.viaInbound) headerLine(w, "x-weft-destination: ", cluster.service);
@@ -1051,7 +1052,9 @@ class Http1Session implements Expiring {
       const reusable = upstreamOk && !res.close && upReader.buffered === 0 && !this.timedOut &&
         (breaker === undefined || breaker.reusable(up.uses + 1));
       this.upstream = null;
-      pool.release(up, reusable, tuning.maxIdlePerEndpoint);
+      // The exchange ends here: one clock read serves the pool's idle mark and #release.
+      this.ended = ctx.clock.now();
+      pool.release(up, reusable, tuning.maxIdlePerEndpoint, this.ended);
       return keepClient;
     } catch (err) {
       failed = true;

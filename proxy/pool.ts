@@ -112,16 +112,17 @@ export class EndpointPool {
 
   /**
    * Returns a leased connection. A reusable one goes back to the idle stack unless the pool
-   * is full or closed; anything else is closed.
+   * is full or closed; anything else is closed. `now` (the caller's clock reading, when it has
+   * one) marks when it went idle.
    */
-  release(c: UpstreamConnection, reusable: boolean, maxIdle: number): void {
+  release(c: UpstreamConnection, reusable: boolean, maxIdle: number, now?: number): void {
     this.leased--;
     if (!reusable || c.closed || this.#closed || this.#idle.length >= maxIdle) {
       c.close();
       return;
     }
     c.uses++;
-    c.idleSince = this.clock.now();
+    c.idleSince = now ?? this.clock.now();
     this.#idle.push(c);
   }
 
