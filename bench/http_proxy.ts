@@ -8,7 +8,8 @@
  * Run: `deno run -A bench/http_proxy.ts [--rounds N] [--duration S] [--connections C]
  * [--alternatives]`; `--alternatives` adds the design not chosen (Deno.serve downstream with
  * the same pooled upstream client) as a fourth target.
- * Weft runs twice, on each socket backend (`proxy.network`: "deno", the default, and "epoll").
+ * Weft runs twice, on each socket backend (`proxy.network`: "deno" and "epoll", which the default
+ * "auto" picks on Linux).
  * Internal: `--serve-weft PORT` / `--serve-weft-epoll PORT` / `--serve-alternative PORT` run
  * the proxy processes.
  */

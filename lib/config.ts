@@ -81,11 +81,11 @@ export const proxyTuningSchema = z.object({
   /** Time given to requests in flight when the node stops. */
   drainTimeoutMs: z.number().int().min(0).default(5000),
   /**
-   * Socket backend of the data plane: "deno" (Deno's sockets, everywhere; the cheaper one at
-   * low concurrency) or "epoll" (Linux, needs the FFI permission; 10-20% less CPU per request
-   * once connections are busy, see docs/proxy.md).
+   * Socket backend of the data plane: "epoll" (Linux x86_64/aarch64 with the FFI permission;
+   * the faster one, see docs/proxy.md), "deno" (Deno's sockets, everywhere), or "auto": epoll
+   * where it loads, Deno's sockets elsewhere.
    */
-  network: z.enum(["deno", "epoll"]).default("deno"),
+  network: z.enum(["auto", "deno", "epoll"]).default("auto"),
 }).strict();
 export type ProxyTuning = z.infer<typeof proxyTuningSchema>;
 

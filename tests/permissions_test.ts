@@ -31,14 +31,20 @@ for (const network of ["deno", "epoll"] as const) {
   Deno.test({
     name: `an agent on ${network} sockets starts, proxies and stops with the task's permissions`,
     ignore: network === "epoll" && !epollLoads,
-    fn: () => agentWithTaskPermissions(network),
+    fn: () => agentWithTaskPermissions(network, network),
   });
 }
 
-async function agentWithTaskPermissions(network: "deno" | "epoll"): Promise<void> {
+Deno.test("by default an agent runs its proxy on epoll where it loads, else on Deno's sockets", () =>
+  agentWithTaskPermissions(undefined, epollLoads ? "epoll" : "deno"));
+
+async function agentWithTaskPermissions(
+  setting: "deno" | "epoll" | undefined,
+  network: "deno" | "epoll",
+): Promise<void> {
   const dir = await Deno.makeTempDir();
   const configFile = `${dir}/weft.yaml`;
-  await Deno.writeTextFile(configFile, `proxy:\n  network: ${network}\n`);
+  await Deno.writeTextFile(configFile, setting ? `proxy:\n  network: ${setting}\n` : "{}\n");
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",

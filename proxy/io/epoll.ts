@@ -696,10 +696,14 @@ export function createEpollNetwork(): Network | null {
 export const epollUnavailable =
   "the epoll backend needs Linux on x86_64 or aarch64 and the FFI permission (--allow-ffi)";
 
-/** The network for a `proxy.network` setting; "epoll" throws where it cannot load. */
-export function selectNetwork(choice: "deno" | "epoll"): Network {
+/**
+ * The network for a `proxy.network` setting: "auto" is epoll where it loads and Deno's sockets
+ * elsewhere; "epoll" throws where it cannot load.
+ */
+export function selectNetwork(choice: "auto" | "deno" | "epoll"): Network {
   if (choice === "deno") return denoNetwork;
   const epoll = createEpollNetwork();
-  if (!epoll) throw new Error(epollUnavailable);
-  return epoll;
+  if (epoll) return epoll;
+  if (choice === "auto") return denoNetwork;
+  throw new Error(epollUnavailable);
 }
