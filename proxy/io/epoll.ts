@@ -343,10 +343,25 @@ class EpollConn implements StreamConn, Pollable {
     };
   }
 
+  /**
+   * The last length passed to recv and send, as the BigInt the FFI call takes: reads fill the
+   * same buffer and same-shaped messages repeat their lengths, so the conversion (a heap
+   * allocation) is usually skipped.
+   */
+  #recvLength = 0;
+  #recvLengthBig = 0n;
+  #sendLength = 0;
+  #sendLengthBig = 0n;
+
   /** One recv: a count, 0 for end of stream, -1 when it would block; throws on error. */
   #recv(buf: Uint8Array): number {
+    const length = buf.length;
+    if (length !== this.#recvLength) {
+      this.#recvLength = length;
+      this.#recvLengthBig = BigInt(length);
+    }
     for (;;) {
-      const n = this.c.sym.recv(this.fd, buf, BigInt(buf.length), 0);
+      const n = this.c.sym.recv(this.fd, buf, this.#recvLengthBig, 0);
       if (n > 0) {
         if (n < buf.length && !this.#hungUp) this.#readable = false;
         return n;
@@ -383,8 +398,13 @@ class EpollConn implements StreamConn, Pollable {
 
   /** One send: a count, -1 when it would block; throws on error. */
   #send(buf: Uint8Array): number {
+    const length = buf.length;
+    if (length !== this.#sendLength) {
+      this.#sendLength = length;
+      this.#sendLengthBig = BigInt(length);
+    }
     for (;;) {
-      const n = this.c.sym.send(this.fd, buf, BigInt(buf.length), MSG_NOSIGNAL);
+      const n = this.c.sym.send(this.fd, buf, this.#sendLengthBig, MSG_NOSIGNAL);
       if (n >= 0) {
         if (n < buf.length) this.#writable = false;
         return n;
