@@ -256,8 +256,10 @@ export function parseHead(
     if (lineEndAt === pos) break;
     const first = buf[pos];
     if (first === 32 || first === 9) throw new ProtocolError("obsolete header line folding");
-    const colon = buf.indexOf(58, pos);
-    if (colon <= pos || colon >= lineEndAt) throw new ProtocolError("malformed header line");
+    // Names are short: a byte loop finds the colon sooner than a builtin call would.
+    let colon = pos;
+    while (colon < lineEndAt && buf[colon] !== 58) colon++;
+    if (colon === pos || colon >= lineEndAt) throw new ProtocolError("malformed header line");
     const last = buf[colon - 1];
     if (last === 32 || last === 9) throw new ProtocolError("whitespace before header colon");
     const k = classify(buf, pos, colon - pos);
