@@ -50,6 +50,7 @@ import {
 import {
   ChunkedScanner,
   ConnReader,
+  encoder,
   Framing,
   PipeError,
   ProtocolError,
@@ -118,6 +119,8 @@ const requestIdPrefix = crypto.randomUUID().slice(0, 24);
 /** Random start, so that two processes sharing a prefix by chance still differ. */
 let requestIdCounter = Math.floor(Math.random() * 2 ** 40);
 
+const requestIdLineStart = `x-request-id: ${requestIdPrefix}`;
+
 /** The next request id's counter value. */
 function nextRequestSerial(): number {
   return requestIdCounter++ % 2 ** 48;
@@ -174,6 +177,8 @@ class Http1Session implements Expiring {
   readonly reqScanner = new ChunkedScanner();
   readonly resScanner = new ChunkedScanner();
   readonly clientIp: string;
+  /** `x-forwarded-for` for a request that has none, encoded once per connection. */
+  readonly #forwardedForLine: Uint8Array;
   readonly conn: StreamConn;
   readonly outcome: PickOutcome = { latencyMs: 0, ok: true };
 
@@ -228,6 +233,7 @@ class Http1Session implements Expiring {
     this.conn = tracked.conn;
     this.reader = new ConnReader(tracked.conn);
     this.clientIp = (tracked.conn.remoteAddr as Deno.NetAddr).hostname;
+    this.#forwardedForLine = encoder.encode(`x-forwarded-for: ${this.clientIp}\r\n`);
   }
 
   async run(): Promise<void> {
@@ -787,13 +793,16 @@ class Http1Session implements Expiring {
     copyLines(req, w, plain ? keepRequestLine : this.#keepRequest);
     // What the proxy adds, written piece by piece: a string built with `+` is a rope that
     // would be flattened (copied) before its characters could be read.
-    w.ascii("x-forwarded-for: ");
-    if (req.forwardedFor !== "") {
+    if (req.forwardedFor === "") {
+      const line = this.#forwardedForLine;
+      w.copy(line, 0, line.length);
+    } else {
+      w.ascii("x-forwarded-for: ");
       w.ascii(req.forwardedFor);
       w.ascii(", ");
+      w.ascii(this.clientIp);
+      w.crlf();
     }
-    w.ascii(this.clientIp);
-    w.crlf();
     if (!plain) {
       const rewritten = this.plan.upstreamAuthority;
       if (rewritten !== undefined) headerLine(w, "host: ", rewritten);
@@ -803,8 +812,7 @@ class Http1Session implements Expiring {
     if (!req.hasForwardedProto) w.ascii("x-forwarded-proto: http\r\n");
     if (this.requestId === "") {
       this.requestSerial = nextRequestSerial();
-      w.ascii("x-request-id: ");
-      w.ascii(requestIdPrefix);
+      w.ascii(requestIdLineStart);
       // 48 bits as two 24-bit halves: small-integer arithmetic.
       const low = this.requestSerial % 0x1000000;
       w.hex24((this.requestSerial - low) / 0x1000000);
