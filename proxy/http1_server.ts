@@ -493,16 +493,25 @@ class Http1Session implements Expiring {
     return this.#dispatch(cluster, timeoutMs, snapshot, path, authority, this.plan.pick, start);
   }
 
+  /** Reads the upstream's final response head, relaying 1xx interim responses first. */
+  async #readFinalResponseHead(up: UpstreamConnection, fresh: boolean): Promise<void> {
+    let headEnd: number;
+    try {
+      headEnd = await up.reader.readHeadEnd();
+    } catch (err) {
+      throw this.#readFailure(err, fresh, 0);
+    }
+    if (!this.#acceptResponseHead(up, headEnd, fresh, 0)) await this.#relayInterims(up, fresh);
+  }
+
   /**
-   * Reads the upstream's final response head, relaying 1xx interim responses to the client as
-   * they come (`onInterim` runs before each is relayed).
+   * Relays the 1xx interim response in `this.res` to the client, and any that follow, until
+   * the final response head is in `this.res`.
    */
-  async #readFinalResponseHead(
-    up: UpstreamConnection,
-    fresh: boolean,
-    onInterim?: () => void,
-  ): Promise<void> {
-    for (let interim = 0;; interim++) {
+  async #relayInterims(up: UpstreamConnection, fresh: boolean): Promise<void> {
+    for (let interim = 1;; interim++) {
+      await writeAll(this.conn, this.#buildResponseHead(this.res, true, true).view())
+        .catch(() => {});
       let headEnd: number;
       try {
         headEnd = await up.reader.readHeadEnd();
@@ -510,9 +519,6 @@ class Http1Session implements Expiring {
         throw this.#readFailure(err, fresh, interim);
       }
       if (this.#acceptResponseHead(up, headEnd, fresh, interim)) return;
-      onInterim?.();
-      await writeAll(this.conn, this.#buildResponseHead(this.res, true, true).view())
-        .catch(() => {});
     }
   }
 
@@ -917,14 +923,26 @@ class Http1Session implements Expiring {
           try {
             let written: number;
             try {
-              written = await up.conn.write(headBytes);
+              written = up.conn.tryWrite?.(headBytes) ?? -1;
+              if (written < 0) written = await up.conn.write(headBytes);
             } catch (err) {
               throw this.#sendFailure(up, err);
             }
             if (written < headBytes.length) await this.#sendRest(up, headBytes.subarray(written));
             if (!this.reqBodyDone) bodyPump = this.#pumpRequestBody(up);
-            // Once the client has seen an interim answer, this exchange is not tried again.
-            await this.#readFinalResponseHead(up, fresh, () => retry = undefined);
+            // The response head, read here rather than in #readFinalResponseHead: one async
+            // frame less per request.
+            let headEnd: number;
+            try {
+              headEnd = await up.reader.readHeadEnd();
+            } catch (err) {
+              throw this.#readFailure(err, fresh, 0);
+            }
+            if (!this.#acceptResponseHead(up, headEnd, fresh, 0)) {
+              // Once the client has seen an interim answer, this exchange is not tried again.
+              retry = undefined;
+              await this.#relayInterims(up, fresh);
+            }
             break;
           } catch (err) {
             pool.release(up, false, 0);
@@ -1022,7 +1040,8 @@ class Http1Session implements Expiring {
       try {
         let written: number;
         try {
-          written = await this.conn.write(bytes);
+          written = this.conn.tryWrite?.(bytes) ?? -1;
+          if (written < 0) written = await this.conn.write(bytes);
         } catch (err) {
           throw new PipeError("dst", "error", err);
         }

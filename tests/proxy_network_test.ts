@@ -4,8 +4,8 @@
  * (`denoNetwork`) and the epoll one (`createEpollNetwork`, skipped where it cannot load).
  * Clients and upstreams are the usual test servers (Deno sockets), so with the epoll backend
  * every hop also mixes the two kinds in one process. Covered: routing by Host, keep-alive
- * reuse, 8 MiB each way byte-exact, a chunked response, a connect failure (502 UF), and an
- * Upgrade tunnel with half-close. Each epoll run ends by checking that the network settled,
+ * reuse, 1xx interim responses, 8 MiB each way byte-exact, a chunked response, a connect
+ * failure (502 UF), and an Upgrade tunnel with half-close. Each epoll run ends by checking that the network settled,
  * i.e. the proxy left no socket open.
  */
 import { Registry, silentLogger, type Snapshot } from "../lib/mod.ts";
@@ -129,6 +129,42 @@ for (const backend of backends) {
       await up.close();
     }
   });
+
+  scenario(
+    backend,
+    "1xx interim responses reach the client before the final one",
+    async (network) => {
+      const up = startRawUpstream(() =>
+        "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </style.css>\r\n\r\n" +
+        "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfinal"
+      );
+      const p = await startProxy(
+        network,
+        buildSnapshot({ outbound: { svc: { endpoints: [endpoint(up.addr)] } } }),
+      );
+      const conn = await Deno.connect(p.outbound);
+      try {
+        await writeAll(conn, encoder.encode("GET / HTTP/1.1\r\nHost: svc\r\n\r\n"));
+        const text = decoder.decode(
+          await readUntil(conn, (all) => decoder.decode(all).endsWith("final")),
+        );
+        const interim = text.indexOf("HTTP/1.1 100 Continue\r\n\r\n");
+        const hints = text.indexOf("HTTP/1.1 103 Early Hints\r\nlink: </style.css>\r\n\r\n");
+        const final = text.indexOf("HTTP/1.1 200 OK\r\n");
+        assert(interim === 0 && hints > interim && final > hints, `relayed:\n${text}`);
+        // The connection stays usable after the exchange.
+        await writeAll(conn, encoder.encode("GET / HTTP/1.1\r\nHost: svc\r\n\r\n"));
+        const again = decoder.decode(
+          await readUntil(conn, (all) => decoder.decode(all).endsWith("final")),
+        );
+        assert(again.startsWith("HTTP/1.1 100 Continue"), `second exchange:\n${again}`);
+      } finally {
+        conn.close();
+        await p.proxy.stop();
+        await up.close();
+      }
+    },
+  );
 
   // A request costs about 0.3 ms here. The upstream and client are Deno sockets in the same
   // process, so this fails if the epoll poller delays the runtime's own I/O (a design that

@@ -438,6 +438,18 @@ class EpollConn implements StreamConn, Pollable {
     return new Promise((resolve, reject) => (this.#pendingWrite = { buf, resolve, reject }));
   }
 
+  tryWrite(buf: Uint8Array): number {
+    if (this.#closed || this.#pendingWrite || !this.#writable || buf.length === 0) return -1;
+    if (!this.r.takeBudget()) return -1;
+    try {
+      const n = this.#send(buf);
+      return n > 0 ? n : -1;
+    } catch {
+      // write() makes the same call again and reports the error.
+      return -1;
+    }
+  }
+
   onEvents(events: number): void {
     if (events & hangupEvents) this.#hungUp = true;
     if (events & (EPOLLIN | hangupEvents)) this.#readable = true;

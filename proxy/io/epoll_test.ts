@@ -303,6 +303,22 @@ epollTest("close during a pending read or write rejects it with Interrupted", as
   await assertRejects(() => writing, Deno.errors.Interrupted);
 });
 
+epollTest("tryWrite sends at once when it can, and answers -1 when write must wait", async (o) => {
+  const { client, server } = await epollPair(o);
+  assertEquals(client.tryWrite!(encoder.encode("now")), 3);
+  assertEquals(await readText(server, 3), "now");
+  // Fill the socket buffers (nobody reads the other end) until the socket would block.
+  const chunk = pattern.subarray(0, maxChunk);
+  let sent = 0;
+  for (let i = 0; i < 256 && sent >= 0; i++) sent = client.tryWrite!(chunk);
+  assertEquals(sent, -1, "the socket buffer never filled");
+  const writing = client.write(chunk);
+  assertEquals(client.tryWrite!(chunk), -1, "a write is waiting");
+  client.close();
+  await assertRejects(() => writing, Deno.errors.Interrupted);
+  assertEquals(client.tryWrite!(chunk), -1, "closed");
+});
+
 epollTest("read, write and closeWrite after close reject with BadResource", async (o) => {
   const { client } = await epollPair(o);
   client.close();

@@ -14,6 +14,12 @@ export interface StreamConn {
   read(p: Uint8Array): Promise<number | null>;
   /** Writes some of `p`; resolves with how much was written (callers loop). */
   write(p: Uint8Array): Promise<number>;
+  /**
+   * Writes some of `p` now if the socket can take it at once: the count, or -1 when the bytes
+   * must go through `write` (would block, busy, failed). Spares the request path a promise
+   * and a microtask hop per write; backends without it always go through `write`.
+   */
+  tryWrite?(p: Uint8Array): number;
   /** Sends FIN (half-close) after what was written. */
   closeWrite(): Promise<void>;
   /** Closes both directions; pending reads and writes fail. Throws if already closed. */
