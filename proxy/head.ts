@@ -169,6 +169,21 @@ function text(buf: Uint8Array, from: number, to: number): string {
   return decoder.decode(buf.subarray(from, to));
 }
 
+/**
+ * `text(buf, from, to)`, or `previous` when it spells the same bytes: a header that repeats on
+ * every request of a connection (Host) keeps one string, so no allocation, and its hash (for
+ * the route lookups keyed by host) is computed once.
+ */
+function sameOrText(previous: string, buf: Uint8Array, from: number, to: number): string {
+  const n = to - from;
+  if (previous.length === n) {
+    let i = 0;
+    while (i < n && previous.charCodeAt(i) === buf[from + i]) i++;
+    if (i === n) return previous;
+  }
+  return text(buf, from, to);
+}
+
 /** HTTP/1.x version at `p` (8 bytes): returns the minor version. */
 function version(buf: Uint8Array, p: number, limit: number): number {
   if (
@@ -234,6 +249,7 @@ export function parseHead(
   }
 
   head.replaceHost = false;
+  const previousHost = head.host;
   head.host = "";
   head.forwardedFor = "";
   head.hasForwardedProto = false;
@@ -289,7 +305,7 @@ export function parseHead(
           break;
         }
         case Kind.Host:
-          head.host = text(buf, vs, ve);
+          head.host = sameOrText(previousHost, buf, vs, ve);
           break;
         case Kind.XForwardedFor: {
           const v = text(buf, vs, ve);

@@ -152,12 +152,14 @@ export class Proxy {
   constructor(options: ProxyOptions) {
     this.#snapshot = options.snapshot;
     this.#logger = options.logger;
-    this.#clock = options.clock ?? realClock;
+    this.#network = options.network ?? denoNetwork;
+    // Requests are timed on the network's per-round clock where it has one.
+    const roundNow = this.#network.now;
+    this.#clock = options.clock ?? (roundNow ? { ...realClock, now: roundNow } : realClock);
     this.#metrics = new ProxyMetrics(options.metrics);
     this.#clusters = new ClusterManager(this.#logger, this.#clock);
     this.#deadlines = new DeadlineTicker(this.#clock);
     const opened = this.#metrics.upstreamOpened;
-    this.#network = options.network ?? denoNetwork;
     this.#pools = new PoolManager(
       this.#clock,
       (endpoint) => opened.with({ endpoint }),

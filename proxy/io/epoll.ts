@@ -139,6 +139,8 @@ class Reactor {
   #budget = syncBudget;
   #posted: Posted[] = [];
   #spare: Posted[] = [];
+  /** When the current round began; -1 while the loop waits (the runtime runs other tasks). */
+  #roundStart = -1;
 
   constructor(readonly c: Libc) {
     const s = c.sym;
@@ -208,6 +210,9 @@ class Reactor {
     this.c.sym.write(this.#wakeFd, b, 8n);
   }
 
+  /** The current round's start time, or a fresh reading outside rounds (Network.now). */
+  readonly now = (): number => this.#roundStart >= 0 ? this.#roundStart : performance.now();
+
   /** Resolves when no socket is registered and no wait is pending. */
   settled(): Promise<void> {
     return this.#loop ?? Promise.resolve();
@@ -232,6 +237,7 @@ class Reactor {
     try {
       while (this.#count > 0) {
         this.#budget = syncBudget;
+        let roundStart = this.#roundStart = performance.now();
         const posted = this.#posted;
         if (posted.length > 0) {
           this.#posted = this.#spare;
@@ -240,21 +246,23 @@ class Reactor {
           this.#spare = posted;
           for (let i = 0; i < settleTurns; i++) await null;
         }
-        if (performance.now() - lastTurn >= turnEveryMs) {
+        if (roundStart - lastTurn >= turnEveryMs) {
+          this.#roundStart = -1;
           await s.usleep(parkMicros);
-          lastTurn = performance.now();
+          lastTurn = roundStart = this.#roundStart = performance.now();
         }
         let n = s.epoll_poll(epfd, events, maxEvents, 0);
         if (n === 0 && this.#posted.length === 0 && dense) {
           // Traffic is dense: the next event is likely a few tens of microseconds away, less
           // than a thread handoff costs, so poll a little longer before handing off.
-          const until = performance.now() + spinMs;
+          const until = roundStart + spinMs;
           while (n === 0 && performance.now() < until) n = s.epoll_poll(epfd, events, maxEvents, 0);
         }
         if (n === 0 && this.#posted.length === 0) {
           const waitStart = performance.now();
+          this.#roundStart = -1;
           n = await s.epoll_wait(epfd, events, maxEvents, -1);
-          lastTurn = performance.now();
+          lastTurn = this.#roundStart = performance.now();
           dense = lastTurn - waitStart < denseGapMs;
         }
         if (n < 0) {
@@ -272,6 +280,7 @@ class Reactor {
         }
       }
     } finally {
+      this.#roundStart = -1;
       this.#loop = null;
     }
   }
@@ -721,6 +730,7 @@ export function createEpollNetwork(): Network | null {
       });
     },
     settled: () => r.settled(),
+    now: r.now,
   };
 }
 

@@ -319,6 +319,35 @@ epollTest("tryWrite sends at once when it can, and answers -1 when write must wa
   assertEquals(client.tryWrite!(chunk), -1, "closed");
 });
 
+/** Busy-waits `ms` (the test needs time to pass without yielding). */
+function spin(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until) { /* waiting */ }
+}
+
+epollTest("now() holds the round's start inside a round and reads the clock outside", async (o) => {
+  const { client, server } = await epollPair(o);
+  // A read completed by the poller runs its continuation inside a round.
+  const reading = server.read(new Uint8Array(16)).then(() => {
+    const first = network.now!();
+    spin(5);
+    return [first, network.now!()];
+  });
+  await writeAll(client, encoder.encode("tick"));
+  const [first, second] = await reading;
+  assertEquals(second, first, "one reading for the whole round");
+  assert(performance.now() - first >= 5, "the reading is the round's start, not later");
+  // A timer runs while the poller waits: the reading is fresh.
+  const outside = await new Promise<[number, number]>((resolve) =>
+    setTimeout(() => {
+      const before = network.now!();
+      spin(2);
+      resolve([before, network.now!()]);
+    }, 20)
+  );
+  assert(outside[1] - outside[0] >= 2, `fresh readings outside rounds: ${outside}`);
+});
+
 epollTest("read, write and closeWrite after close reject with BadResource", async (o) => {
   const { client } = await epollPair(o);
   client.close();
