@@ -486,14 +486,28 @@ export class HeadWriter {
     this.length += 6;
   }
 
+  // Two cached views: a proxy writes a request head and then a response head with one
+  // writer, and each usually repeats its length from one message to the next.
   #view: Uint8Array = new Uint8Array(0);
   #viewOf: Uint8Array | null = null;
+  #otherView: Uint8Array = new Uint8Array(0);
+  #otherViewOf: Uint8Array | null = null;
 
   /** The bytes written; the view is reused while the length repeats (same-shaped messages). */
   view(): Uint8Array {
-    if (this.#viewOf === this.bytes && this.#view.length === this.length) return this.#view;
-    this.#viewOf = this.bytes;
-    return (this.#view = this.bytes.subarray(0, this.length));
+    const bytes = this.bytes, length = this.length;
+    if (this.#viewOf === bytes && this.#view.length === length) return this.#view;
+    const other = this.#otherView;
+    if (this.#otherViewOf === bytes && other.length === length) {
+      this.#otherView = this.#view;
+      this.#otherViewOf = this.#viewOf;
+      this.#viewOf = bytes;
+      return (this.#view = other);
+    }
+    this.#otherView = this.#view;
+    this.#otherViewOf = this.#viewOf;
+    this.#viewOf = bytes;
+    return (this.#view = bytes.subarray(0, length));
   }
 }
 
