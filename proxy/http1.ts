@@ -80,24 +80,54 @@ export class ConnReader {
   /**
    * Reads until a whole head (through the empty line) is buffered at `start` and returns the
    * index just past it; `start` is left at the head for the parser. Returns -1 on a clean end
-   * of stream before any byte of a head.
+   * of stream before any byte of a head. (The proxy's request path runs the same loop inline
+   * with {@linkcode headEnd}, {@linkcode space} and {@linkcode received}: no async frame.)
    */
   async readHeadEnd(): Promise<number> {
-    for (let reads = 0;; reads++) {
-      // Heads are small and usually arrive in one read, so rescanning from the start is cheap.
-      const end = findHeadEnd(this.buf, this.start, this.end);
-      if (end >= 0) return end;
-      if (this.buffered >= maxHeadBytes) throw new ProtocolError("message head too large");
-      // fill() inlined: this is the hot path of every request and response.
-      this.#makeRoom();
-      const n = await this.conn.read(this.end === 0 ? this.buf : this.buf.subarray(this.end));
-      if (n === null) {
-        if (this.buffered === 0) return -1;
-        throw new PipeError("src", "eof");
-      }
-      this.end += n;
-      if (reads > 100_000) throw new ProtocolError("message head arrives too slowly");
+    let end = this.headEnd();
+    while (end < 0) {
+      if (!this.received(await this.conn.read(this.space()))) return -1;
+      end = this.headEnd();
     }
+    return end;
+  }
+
+  #headReads = 0;
+
+  /**
+   * Index just past a whole head buffered at `start`, or -1 when more bytes are needed. Throws
+   * {@linkcode ProtocolError} when the buffered bytes can no longer become a head.
+   */
+  headEnd(): number {
+    // Heads are small and usually arrive in one read, so rescanning from the start is cheap.
+    const end = findHeadEnd(this.buf, this.start, this.end);
+    if (end >= 0) {
+      this.#headReads = 0;
+      return end;
+    }
+    if (this.buffered >= maxHeadBytes) throw new ProtocolError("message head too large");
+    if (++this.#headReads > 100_000) throw new ProtocolError("message head arrives too slowly");
+    return -1;
+  }
+
+  /** Where the next read of a head goes (compacts the buffer first when needed). */
+  space(): Uint8Array {
+    this.#makeRoom();
+    // Reading into the whole buffer (the common case) spares a view allocation.
+    return this.end === 0 ? this.buf : this.buf.subarray(this.end);
+  }
+
+  /**
+   * Takes the result of a read into {@linkcode space}: true when bytes arrived, false at a
+   * clean end of stream before any byte of a head; throws at an end inside a head.
+   */
+  received(n: number | null): boolean {
+    if (n === null) {
+      if (this.buffered === 0) return false;
+      throw new PipeError("src", "eof");
+    }
+    this.end += n;
+    return true;
   }
 }
 

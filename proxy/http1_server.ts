@@ -245,7 +245,13 @@ class Http1Session implements Expiring {
         if (ctx.draining) break;
         let headEnd: number;
         try {
-          headEnd = await this.reader.readHeadEnd();
+          // ConnReader.readHeadEnd inlined: no async frame of its own per request.
+          const reader = this.reader;
+          headEnd = reader.headEnd();
+          while (headEnd < 0) {
+            if (!reader.received(await this.conn.read(reader.space()))) break;
+            headEnd = reader.headEnd();
+          }
         } catch (err) {
           if (err instanceof ProtocolError) {
             this.started = ctx.clock.now();
@@ -930,11 +936,16 @@ class Http1Session implements Expiring {
             }
             if (written < headBytes.length) await this.#sendRest(up, headBytes.subarray(written));
             if (!this.reqBodyDone) bodyPump = this.#pumpRequestBody(up);
-            // The response head, read here rather than in #readFinalResponseHead: one async
-            // frame less per request.
+            // The response head, read here rather than in #readFinalResponseHead or
+            // ConnReader.readHeadEnd: no async frame of their own per request.
             let headEnd: number;
             try {
-              headEnd = await up.reader.readHeadEnd();
+              const upReader = up.reader;
+              headEnd = upReader.headEnd();
+              while (headEnd < 0) {
+                if (!upReader.received(await up.conn.read(upReader.space()))) break;
+                headEnd = upReader.headEnd();
+              }
             } catch (err) {
               throw this.#readFailure(err, fresh, 0);
             }
