@@ -9,7 +9,8 @@
  * [--alternatives]`; `--alternatives` adds the design not chosen (Deno.serve downstream with
  * the same pooled upstream client) as a fourth target.
  * Weft runs twice, on each socket backend (`proxy.network`: "deno" and "epoll", which the default
- * "auto" picks on Linux).
+ * "auto" picks on Linux). A last table gives the CPU per request at light load (one request every
+ * 5 ms), where wake-ups rather than requests cost.
  * Internal: `--serve-weft PORT` / `--serve-weft-epoll PORT` / `--serve-alternative PORT` run
  * the proxy processes.
  */
@@ -154,6 +155,37 @@ async function runWrk(
   const errors = /Non-2xx or 3xx responses: (\d+)/.exec(text)?.[1];
   if (errors) console.error(`  warning: ${errors} non-2xx responses from ${url}`);
   return { rps, p50, p99, cpuPer1k: NaN, userPer1k: NaN };
+}
+
+const pacedRequests = 1000;
+const pacedGapMs = 5;
+
+/** Sends `pacedRequests` keep-alive GETs one after another with a pause between them. */
+async function pacedRequests1k(url: string, host: string | null): Promise<void> {
+  const { hostname, port } = new URL(url);
+  const conn = await Deno.connect({ hostname, port: Number(port) });
+  const request = new TextEncoder().encode(
+    `GET / HTTP/1.1\r\nHost: ${host ?? `${hostname}:${port}`}\r\n\r\n`,
+  );
+  const buf = new Uint8Array(4096);
+  const decoder = new TextDecoder();
+  try {
+    for (let i = 0; i < pacedRequests; i++) {
+      await conn.write(request);
+      // Every target answers a 100-byte body after its head.
+      let response = "";
+      for (let reads = 0;; reads++) {
+        const headEnd = response.indexOf("\r\n\r\n");
+        if (headEnd >= 0 && response.length >= headEnd + 4 + 100) break;
+        const n = await conn.read(buf);
+        if (n === null || reads > 100) throw new Error(`paced request ${i} to ${url} failed`);
+        response += decoder.decode(buf.subarray(0, n));
+      }
+      await new Promise((resolve) => setTimeout(resolve, pacedGapMs));
+    }
+  } finally {
+    conn.close();
+  }
 }
 
 /** PIDs of `root` and its direct children (nginx master + worker). */
@@ -384,6 +416,18 @@ async function main(): Promise<void> {
       console.log(
         `  ${name} p50 +${(q.p50 - qd.p50).toFixed(3)} ms, p99 +${(q.p99 - qd.p99).toFixed(3)} ms`,
       );
+    }
+
+    // Light load: what an idle-ish node pays per request, where wake-ups dominate.
+    console.log(`\n${pacedRequests} requests, one every ${pacedGapMs} ms on one connection\n`);
+    console.log("| target | CPU ms per 1k req |");
+    console.log("|---|---|");
+    for (const t of targets) {
+      const before = cpuMs(t.pids);
+      await pacedRequests1k(t.url, t.host);
+      const after = cpuMs(t.pids);
+      const cpu = (after.user + after.sys - before.user - before.sys) / (pacedRequests / 1000);
+      console.log(`| ${t.name} | ${cpu.toFixed(0)} |`);
     }
   } finally {
     await stopAll();

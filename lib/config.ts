@@ -81,11 +81,12 @@ export const proxyTuningSchema = z.object({
   /** Time given to requests in flight when the node stops. */
   drainTimeoutMs: z.number().int().min(0).default(5000),
   /**
-   * Socket backend of the data plane: "epoll" (Linux x86_64/aarch64 with the FFI permission;
-   * the faster one, see docs/proxy.md), "deno" (Deno's sockets, everywhere), or "auto": epoll
-   * where it loads, Deno's sockets elsewhere.
+   * Socket backend of the data plane: "deno" (Deno's sockets, everywhere; the cheaper one on a
+   * lightly loaded node), "epoll" (Linux x86_64/aarch64 with the FFI permission; faster at every
+   * load and cheaper per request from a few concurrent requests up, see docs/proxy.md), or
+   * "auto": epoll where it loads, Deno's sockets elsewhere.
    */
-  network: z.enum(["auto", "deno", "epoll"]).default("auto"),
+  network: z.enum(["auto", "deno", "epoll"]).default("deno"),
 }).strict();
 export type ProxyTuning = z.infer<typeof proxyTuningSchema>;
 

@@ -35,11 +35,14 @@ for (const network of ["deno", "epoll"] as const) {
   });
 }
 
-Deno.test("by default an agent runs its proxy on epoll where it loads, else on Deno's sockets", () =>
-  agentWithTaskPermissions(undefined, epollLoads ? "epoll" : "deno"));
+Deno.test("an agent's proxy runs on Deno's sockets by default", () =>
+  agentWithTaskPermissions(undefined, "deno"));
+
+Deno.test("proxy.network auto runs the proxy on epoll where it loads, else on Deno's sockets", () =>
+  agentWithTaskPermissions("auto", epollLoads ? "epoll" : "deno"));
 
 async function agentWithTaskPermissions(
-  setting: "deno" | "epoll" | undefined,
+  setting: "auto" | "deno" | "epoll" | undefined,
   network: "deno" | "epoll",
 ): Promise<void> {
   const dir = await Deno.makeTempDir();
