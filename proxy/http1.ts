@@ -93,18 +93,26 @@ export class ConnReader {
   }
 
   #headReads = 0;
+  /**
+   * Bytes of the head being read (from `start`) already searched for its end. Searching resumes
+   * near there, so a head that trickles in a byte at a time costs linear, not quadratic, work.
+   */
+  #scanned = 0;
 
   /**
    * Index just past a whole head buffered at `start`, or -1 when more bytes are needed. Throws
    * {@linkcode ProtocolError} when the buffered bytes can no longer become a head.
    */
   headEnd(): number {
-    // Heads are small and usually arrive in one read, so rescanning from the start is cheap.
-    const end = findHeadEnd(this.buf, this.start, this.end);
+    // The blank line's pattern ("\n\n" or "\n\r\n") may straddle the last search's end.
+    const scanned = this.#scanned;
+    const end = findHeadEnd(this.buf, this.start + (scanned > 2 ? scanned - 2 : 0), this.end);
     if (end >= 0) {
       this.#headReads = 0;
+      this.#scanned = 0;
       return end;
     }
+    this.#scanned = this.end - this.start;
     if (this.buffered >= maxHeadBytes) throw new ProtocolError("message head too large");
     if (++this.#headReads > 100_000) throw new ProtocolError("message head arrives too slowly");
     return -1;

@@ -3,7 +3,8 @@
  * Unit tests of the HTTP/1.1 codec and the router's pure functions.
  */
 import { headerName, newHead, parseHead, reasonPhrase } from "./head.ts";
-import { ChunkedScanner, findHeadEnd, Framing, ProtocolError } from "./http1.ts";
+import { ChunkedScanner, ConnReader, findHeadEnd, Framing, ProtocolError } from "./http1.ts";
+import type { StreamConn } from "./io/net.ts";
 import { hostKey, pickDestination } from "./router.ts";
 
 function assertEquals<T>(actual: T, expected: T, what = ""): void {
@@ -36,6 +37,37 @@ function parseResponseHead(text: string, h: ReturnType<typeof newHead>): void {
 function names(h: ReturnType<typeof newHead>): string[] {
   return Array.from({ length: h.count }, (_, i) => headerName(h, i));
 }
+
+Deno.test("a head arriving a byte at a time is found at its end, split anywhere", async () => {
+  const heads = ["GET / HTTP/1.1\r\nHost: a\r\n\r\nNEXT", "GET / HTTP/1.1\nHost: a\n\nNEXT"];
+  for (const text of heads) {
+    for (const chunk of [1, 2, 3, 5]) {
+      const data = bytes(text);
+      let offset = 0;
+      // Hands out `chunk` bytes per read.
+      const conn = {
+        read(p: Uint8Array): Promise<number | null> {
+          if (offset >= data.length) return Promise.resolve(null);
+          const n = Math.min(chunk, p.length, data.length - offset);
+          p.set(data.subarray(offset, offset + n));
+          offset += n;
+          return Promise.resolve(n);
+        },
+      } as unknown as StreamConn;
+      const reader = new ConnReader(conn, 64);
+      const end = await reader.readHeadEnd();
+      assertEquals(end - reader.start, text.indexOf("NEXT"), `${JSON.stringify(text)} by ${chunk}`);
+      // The next head starts fresh: what follows is not mistaken for one.
+      reader.start = end;
+      await reader.readHeadEnd().then(
+        () => {
+          throw new Error("a truncated second head was accepted");
+        },
+        (err) => assertEquals((err as Error).name, "PipeError", "end of stream inside a head"),
+      );
+    }
+  }
+});
 
 Deno.test("findHeadEnd finds CRLFCRLF and bare LFLF, or -1 when incomplete", () => {
   assertEquals(findHeadEnd(bytes("GET / HTTP/1.1\r\nA: b\r\n\r\nBODY"), 0, 26), 24);
