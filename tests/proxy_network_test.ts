@@ -18,7 +18,7 @@ import {
   TestClient,
 } from "../proxy/test_util.ts";
 import { assert, assertEquals } from "./support/assert.ts";
-import { freePort, readUntil, writeAll } from "./support/sockets.ts";
+import { freePort, readUntil, settledWithin, writeAll } from "./support/sockets.ts";
 
 const loopback = { hostname: "127.0.0.1", port: 0 };
 const encoder = new TextEncoder();
@@ -35,15 +35,14 @@ async function startProxy(network: Network, snapshot: Snapshot) {
   return { proxy, ...(await proxy.start({ outbound: loopback, inbound: loopback })) };
 }
 
-/** Resolves true once `network` settled (no socket open), false after `ms`. */
-async function settledWithin(network: Network, ms: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const settled = await Promise.race([
-    network.settled().then(() => true),
-    new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms))),
-  ]);
-  clearTimeout(timer);
-  return settled;
+/** A proxy on `network` routing service "svc" to a raw upstream that answers with `reply`. */
+async function proxyToRawUpstream(network: Network, reply?: (n: number) => string) {
+  const up = startRawUpstream(reply);
+  const p = await startProxy(
+    network,
+    buildSnapshot({ outbound: { svc: { endpoints: [endpoint(up.addr)] } } }),
+  );
+  return { up, p };
 }
 
 /** FNV-1a of `bytes`, a checksum both ends compute. */
@@ -111,11 +110,7 @@ for (const backend of backends) {
   });
 
   scenario(backend, "20 sequential requests reuse one upstream connection", async (network) => {
-    const up = startRawUpstream();
-    const p = await startProxy(
-      network,
-      buildSnapshot({ outbound: { svc: { endpoints: [endpoint(up.addr)] } } }),
-    );
+    const { up, p } = await proxyToRawUpstream(network);
     const client = await TestClient.connect(p.outbound);
     try {
       for (let i = 1; i <= 20; i++) {
@@ -134,13 +129,11 @@ for (const backend of backends) {
     backend,
     "1xx interim responses reach the client before the final one",
     async (network) => {
-      const up = startRawUpstream(() =>
-        "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </style.css>\r\n\r\n" +
-        "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfinal"
-      );
-      const p = await startProxy(
+      const { up, p } = await proxyToRawUpstream(
         network,
-        buildSnapshot({ outbound: { svc: { endpoints: [endpoint(up.addr)] } } }),
+        () =>
+          "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </style.css>\r\n\r\n" +
+          "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfinal",
       );
       const conn = await Deno.connect(p.outbound);
       try {
@@ -170,11 +163,7 @@ for (const backend of backends) {
   // process, so this fails if the epoll poller delays the runtime's own I/O (a design that
   // kept the JS thread in epoll_wait did: about 50 ms per hop).
   scenario(backend, "requests are not delayed: 10 in well under a second", async (network) => {
-    const up = startRawUpstream();
-    const p = await startProxy(
-      network,
-      buildSnapshot({ outbound: { svc: { endpoints: [endpoint(up.addr)] } } }),
-    );
+    const { up, p } = await proxyToRawUpstream(network);
     const client = await TestClient.connect(p.outbound);
     try {
       await client.request("GET / HTTP/1.1\nHost: svc");

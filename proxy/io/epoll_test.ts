@@ -9,7 +9,7 @@
  */
 import { createEpollNetwork } from "./epoll.ts";
 import { AF_INET, loadLibc, SOCK_CLOEXEC, SOCK_STREAM, writeSockaddrIn } from "./libc.ts";
-import type { Network, StreamConn, StreamListener } from "./net.ts";
+import { denoNetwork, type Network, type StreamConn, type StreamListener } from "./net.ts";
 import {
   assert,
   assertEquals,
@@ -18,7 +18,7 @@ import {
   assertRejects,
   assertThrows,
 } from "../../tests/support/assert.ts";
-import { freePort, writeAll } from "../../tests/support/sockets.ts";
+import { freePort, settledWithin, writeAll } from "../../tests/support/sockets.ts";
 
 const maybeNetwork = createEpollNetwork();
 const ignore = maybeNetwork === null;
@@ -53,17 +53,6 @@ class Opened {
   }
 }
 
-/** Resolves true once the network settled, false after `ms`. */
-async function settledWithin(ms: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const settled = await Promise.race([
-    network.settled().then(() => true),
-    new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms))),
-  ]);
-  clearTimeout(timer);
-  return settled;
-}
-
 /**
  * A test of the epoll backend: closes everything registered with `opened` and then requires
  * the network to settle (no socket open, poller stopped), so Deno's op sanitizer stays on.
@@ -79,11 +68,13 @@ function epollTest(name: string, fn: (opened: Opened) => Promise<void>): void {
       } catch (err) {
         opened.closeAll();
         // The failure is the interesting error; still give the sockets time to go away.
-        await settledWithin(3000);
+        await settledWithin(network, 3000);
         throw err;
       }
       opened.closeAll();
-      if (!(await settledWithin(3000))) throw new Error("the epoll network did not settle in 3 s");
+      if (!(await settledWithin(network, 3000))) {
+        throw new Error("the epoll network did not settle in 3 s");
+      }
     },
   });
 }
@@ -107,8 +98,9 @@ async function readText(conn: StreamConn, length: number): Promise<string> {
 /** A connected pair over an epoll listener: `client` from `network.connect`, `server` accepted. */
 async function epollPair(
   opened: Opened,
+  listening: StreamListener = network.listen(loopback),
 ): Promise<{ listener: StreamListener; client: StreamConn; server: StreamConn }> {
-  const listener = opened.add(network.listen(loopback));
+  const listener = opened.add(listening);
   const [client, server] = await Promise.all([
     network.connect("127.0.0.1", listener.addr.port),
     listener.accept(),
@@ -429,13 +421,7 @@ epollTest("Deno.connect client <-> epoll listener: 2 MiB each way", async (o) =>
 });
 
 epollTest("epoll client <-> Deno.listen server: 2 MiB each way", async (o) => {
-  const listener = o.add(Deno.listen(loopback));
-  const [client, server] = await Promise.all([
-    network.connect("127.0.0.1", listener.addr.port),
-    listener.accept(),
-  ]);
-  o.add(client);
-  o.add(server);
+  const { client, server } = await epollPair(o, denoNetwork.listen(loopback));
   await exchangeBothWays(client, server, 2 * 1024 * 1024, 256 * 1024);
 });
 
@@ -536,7 +522,7 @@ epollTest("settled() resolves once every socket is closed, not before", async (o
   for (let i = 0; i < 3; i++) await new Promise((resolve) => setTimeout(resolve, 0));
   assert(!settled, "settled while a listener is open");
   listener.close();
-  assert(await settledWithin(3000), "not settled after the last close");
+  assert(await settledWithin(network, 3000), "not settled after the last close");
   await settling;
   assert(settled);
   // Usable again afterwards: the poller restarts with the next socket.

@@ -1,7 +1,8 @@
 /**
  * @module
  * Socket helpers shared by tests: a loopback port nothing listens on, reading until a
- * condition holds, and writing a whole buffer over partial writes. Bounded loops only.
+ * condition holds, writing a whole buffer over partial writes, and waiting for a socket
+ * backend to settle. Bounded loops only.
  */
 
 /** A loopback port that was free a moment ago (bound to port 0, read, released). */
@@ -41,4 +42,18 @@ export async function writeAll(
     if (n <= 0 && ++zeroWrites > 100) throw new Error("write keeps answering 0");
     off += n;
   }
+}
+
+/** Resolves true once `network` settled (no socket open, poller stopped), false after `ms`. */
+export async function settledWithin(
+  network: { settled(): Promise<void> },
+  ms: number,
+): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const settled = await Promise.race([
+    network.settled().then(() => true),
+    new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms))),
+  ]);
+  clearTimeout(timer);
+  return settled;
 }
