@@ -14,7 +14,14 @@
  * Internal: `--serve-weft PORT` / `--serve-weft-epoll PORT` / `--serve-alternative PORT` run
  * the proxy processes.
  */
-import { freePort, hasCommand, median, serveProxyChild, waitForPort } from "./support.ts";
+import {
+  freePort,
+  hasCommand,
+  median,
+  positiveFlag,
+  serveProxyChild,
+  waitForPort,
+} from "./support.ts";
 import { CounterChild, realClock } from "../lib/mod.ts";
 import { headerName, headerValue, newHead, parseHead } from "../proxy/head.ts";
 import { encoder, hopByHopHeaders, pumpLength, writeAll } from "../proxy/http1.ts";
@@ -24,16 +31,6 @@ import { denoNetwork, type Network, type StreamConn } from "../proxy/io/net.ts";
 import { selectNetwork } from "../proxy/io/epoll.ts";
 
 const args = Deno.args;
-function flag(name: string, fallback: number): number {
-  const i = args.indexOf(name);
-  if (i < 0) return fallback;
-  const v = Number(args[i + 1]);
-  if (!Number.isFinite(v) || v <= 0) {
-    console.error(`${name}: expected a positive number, got "${args[i + 1]}"`);
-    Deno.exit(2);
-  }
-  return v;
-}
 
 /** Child mode: run Weft with one outbound service "upstream" pointing at the nginx upstream. */
 async function serveWeft(upstreamPort: number, network: Network): Promise<void> {
@@ -161,7 +158,7 @@ const pacedRequests = 1000;
 const pacedGapMs = 5;
 
 /** Sends `pacedRequests` keep-alive GETs one after another with a pause between them. */
-async function pacedRequests1k(url: string, host: string | null): Promise<void> {
+async function sendPaced(url: string, host: string | null): Promise<void> {
   const { hostname, port } = new URL(url);
   const conn = await Deno.connect({ hostname, port: Number(port) });
   const request = new TextEncoder().encode(
@@ -221,9 +218,9 @@ function cpuMs(pids: number[]): { user: number; sys: number } {
 }
 
 async function main(): Promise<void> {
-  const rounds = flag("--rounds", 3);
-  const seconds = flag("--duration", 5);
-  const connections = flag("--connections", 32);
+  const rounds = positiveFlag("--rounds", 3);
+  const seconds = positiveFlag("--duration", 5);
+  const connections = positiveFlag("--connections", 32);
   const alternatives = args.includes("--alternatives");
   const tools = await ensureTools();
   const prefix = await Deno.makeTempDir({ prefix: "weft-bench-" });
@@ -424,7 +421,7 @@ async function main(): Promise<void> {
     console.log("|---|---|");
     for (const t of targets) {
       const before = cpuMs(t.pids);
-      await pacedRequests1k(t.url, t.host);
+      await sendPaced(t.url, t.host);
       const after = cpuMs(t.pids);
       const cpu = (after.user + after.sys - before.user - before.sys) / (pacedRequests / 1000);
       console.log(`| ${t.name} | ${cpu.toFixed(0)} |`);

@@ -13,18 +13,7 @@ import { Registry, silentLogger } from "../lib/mod.ts";
 import { Proxy } from "../proxy/mod.ts";
 import { buildSnapshot, endpoint } from "../proxy/test_util.ts";
 import type { Network, StreamConn, StreamListener } from "../proxy/io/net.ts";
-import { median } from "./support.ts";
-
-function flag(name: string, fallback: number): number {
-  const i = Deno.args.indexOf(name);
-  if (i < 0) return fallback;
-  const v = Number(Deno.args[i + 1]);
-  if (!Number.isInteger(v) || v <= 0) {
-    console.error(`${name}: expected a positive integer, got "${Deno.args[i + 1]}"`);
-    Deno.exit(2);
-  }
-  return v;
-}
+import { median, positiveFlag } from "./support.ts";
 
 const encoder = new TextEncoder();
 const requestBytes = encoder.encode("GET / HTTP/1.1\r\nHost: upstream\r\n\r\n");
@@ -144,8 +133,8 @@ async function run(requests: number, connections: number): Promise<number> {
   return performance.now() - started;
 }
 
-const requests = flag("--requests", 200_000);
-const connections = flag("--connections", 32);
+const requests = positiveFlag("--requests", 200_000, true);
+const connections = positiveFlag("--connections", 32, true);
 await run(50_000, connections); // warm-up: JIT
 const perRequest: number[] = [];
 for (let i = 0; i < 5; i++) perRequest.push((await run(requests, connections)) * 1000 / requests);

@@ -1,7 +1,7 @@
 /**
  * @module
  * What the benchmark scripts share: free loopback ports, waiting for a port to open, finding
- * commands, and medians.
+ * commands, medians, and numeric command-line flags.
  */
 import { Registry, silentLogger, type Snapshot } from "../lib/mod.ts";
 import { Proxy } from "../proxy/mod.ts";
@@ -90,4 +90,22 @@ export async function serveProxyChild(snapshot: Snapshot, network?: Network): Pr
   };
   Deno.addSignalListener("SIGTERM", stop);
   Deno.addSignalListener("SIGINT", stop);
+}
+
+/**
+ * The positive number after `name` in the script's arguments, or `fallback` when absent; a bad
+ * value exits 2 with one line naming the flag. `integer`: only whole numbers are accepted.
+ */
+export function positiveFlag(name: string, fallback: number, integer = false): number {
+  const args = Deno.args;
+  const i = args.indexOf(name);
+  if (i < 0) return fallback;
+  const v = Number(args[i + 1]);
+  if (!Number.isFinite(v) || v <= 0 || (integer && !Number.isInteger(v))) {
+    console.error(
+      `${name}: expected a positive ${integer ? "integer" : "number"}, got "${args[i + 1]}"`,
+    );
+    Deno.exit(2);
+  }
+  return v;
 }
