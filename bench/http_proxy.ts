@@ -126,6 +126,11 @@ interface WrkResult {
   cpuPer1k: number;
   /** The user-space part of `cpuPer1k` (the rest is the kernel's: sockets, scheduling). */
   userPer1k: number;
+  /**
+   * Share of one core the target's processes used during the run: a saturated single-threaded
+   * proxy is near 100%, one that waits on its peers (or the scheduler) is below.
+   */
+  coreShare: number;
 }
 
 function parseLatency(v: string): number {
@@ -151,7 +156,7 @@ async function runWrk(
   const p99 = parseLatency(/\s99%\s+(\S+)/.exec(text)?.[1] ?? "");
   const errors = /Non-2xx or 3xx responses: (\d+)/.exec(text)?.[1];
   if (errors) console.error(`  warning: ${errors} non-2xx responses from ${url}`);
-  return { rps, p50, p99, cpuPer1k: NaN, userPer1k: NaN };
+  return { rps, p50, p99, cpuPer1k: NaN, userPer1k: NaN, coreShare: NaN };
 }
 
 const pacedRequests = 1000;
@@ -340,11 +345,14 @@ async function main(): Promise<void> {
         const thousands = res.rps * seconds / 1000;
         res.userPer1k = (after.user - before.user) / thousands;
         res.cpuPer1k = res.userPer1k + (after.sys - before.sys) / thousands;
+        res.coreShare = (after.user + after.sys - before.user - before.sys) / (seconds * 1000);
         results.get(t.name)!.push(res);
         console.error(
           `round ${r + 1} ${t.name}: ${res.rps.toFixed(0)} req/s p50 ${res.p50.toFixed(2)} ms p99 ${
             res.p99.toFixed(2)
-          } ms, ${res.cpuPer1k.toFixed(1)} CPU-ms/1k req (user ${res.userPer1k.toFixed(1)})`,
+          } ms, ${res.cpuPer1k.toFixed(1)} CPU-ms/1k req (user ${res.userPer1k.toFixed(1)}), ${
+            (res.coreShare * 100).toFixed(0)
+          }% of a core`,
         );
       }
     }
@@ -356,19 +364,22 @@ async function main(): Promise<void> {
         p99: median(rs.map((x) => x.p99)),
         cpu: median(rs.map((x) => x.cpuPer1k)),
         user: median(rs.map((x) => x.userPer1k)),
+        core: median(rs.map((x) => x.coreShare)),
       };
     };
     console.log(
       `\nwrk -t1 -c${connections} -d${seconds}s, 100-byte body, ${rounds} rounds (medians)\n`,
     );
-    console.log("| target | req/s | p50 ms | p99 ms | CPU ms per 1k req | of which user |");
-    console.log("|---|---|---|---|---|---|");
+    console.log(
+      "| target | req/s | p50 ms | p99 ms | CPU ms per 1k req | of which user | share of a core |",
+    );
+    console.log("|---|---|---|---|---|---|---|");
     for (const t of targets) {
       const m = med(t.name);
       console.log(
         `| ${t.name} | ${m.rps.toFixed(0)} | ${m.p50.toFixed(2)} | ${m.p99.toFixed(2)} | ${
           m.cpu.toFixed(1)
-        } | ${m.user.toFixed(1)} |`,
+        } | ${m.user.toFixed(1)} | ${(m.core * 100).toFixed(0)}% |`,
       );
     }
     const d = med("direct"), n = med("nginx");
