@@ -6,11 +6,12 @@
  * and noisy). Every process it starts is stopped by PID before it exits.
  *
  * Run: `deno run -A bench/http_proxy.ts [--rounds N] [--duration S] [--connections C]
- * [--alternatives]`; `--alternatives` adds the design not chosen (Deno.serve downstream with
+ * [--warmup S] [--alternatives]`; `--warmup` is the seconds of load each target gets before the
+ * rounds (default 10); `--alternatives` adds the design not chosen (Deno.serve downstream with
  * the same pooled upstream client) as a fourth target.
- * Weft runs twice, on each socket backend (`proxy.network`: "deno" and "epoll", which the default
- * "auto" picks on Linux). A last table gives the CPU per request at light load (one request every
- * 5 ms), where wake-ups rather than requests cost.
+ * Weft runs twice, on each socket backend (`proxy.network`: "deno", the default, and "epoll",
+ * which "auto" picks on Linux). A last table gives the CPU per request at light load (one request
+ * every 5 ms), where wake-ups rather than requests cost.
  * Internal: `--serve-weft PORT` / `--serve-weft-epoll PORT` / `--serve-alternative PORT` run
  * the proxy processes.
  */
@@ -226,6 +227,7 @@ async function main(): Promise<void> {
   const rounds = positiveFlag("--rounds", 3);
   const seconds = positiveFlag("--duration", 5);
   const connections = positiveFlag("--connections", 32);
+  const warmup = positiveFlag("--warmup", 10);
   const alternatives = args.includes("--alternatives");
   const tools = await ensureTools();
   const prefix = await Deno.makeTempDir({ prefix: "weft-bench-" });
@@ -334,8 +336,10 @@ async function main(): Promise<void> {
         pids: [pidOf.get("--serve-alternative")!],
       });
     }
-    // Warm up every path (JIT, pools) before measuring.
-    for (const t of targets) await runWrk(t.url, t.host, 1, connections);
+    // Warm up every path before measuring: pools fill at once, but V8 keeps re-optimising
+    // Weft's hot functions for several seconds of load (deoptimisations seen up to about 10 s
+    // in, none after), and a proxy runs for days, so its steady state is what counts.
+    for (const t of targets) await runWrk(t.url, t.host, warmup, connections);
     const results = new Map<string, WrkResult[]>(targets.map((t) => [t.name, []]));
     for (let r = 0; r < rounds; r++) {
       for (const t of targets) {
