@@ -220,13 +220,19 @@ export function parseHead(
   head.buf = buf;
   head.start = start;
   head.end = end;
-  let lf = buf.indexOf(10, start);
+  // Lines and spaces are found by byte loops: lines are short, and `indexOf` on a typed array
+  // is a C++ builtin whose entry costs more than the scan.
+  let lf = start;
+  while (lf < end && buf[lf] !== 10) lf++;
+  if (lf >= end) throw new ProtocolError("truncated head");
   const le = lf > start && buf[lf - 1] === 13 ? lf - 1 : lf;
   head.firstLineEnd = le;
   head.bareLf = le === lf;
   if (isRequest) {
-    const sp1 = buf.indexOf(32, start);
-    const sp2 = buf.lastIndexOf(32, le - 1);
+    let sp1 = start;
+    while (sp1 < le && buf[sp1] !== 32) sp1++;
+    let sp2 = le - 1;
+    while (sp2 > sp1 && buf[sp2] !== 32) sp2--;
     if (sp1 <= start || sp1 >= le || sp2 <= sp1 + 1) {
       throw new ProtocolError("malformed request line");
     }
@@ -265,8 +271,9 @@ export function parseHead(
   const { lineStart, lineEnd, nameEnd, kind } = head;
   let pos = lf + 1;
   for (;;) {
-    lf = buf.indexOf(10, pos);
-    if (lf < 0 || lf >= end) throw new ProtocolError("truncated head");
+    lf = pos;
+    while (lf < end && buf[lf] !== 10) lf++;
+    if (lf >= end) throw new ProtocolError("truncated head");
     const lineEndAt = lf > pos && buf[lf - 1] === 13 ? lf - 1 : lf;
     if (lineEndAt === lf) head.bareLf = true;
     if (lineEndAt === pos) break;

@@ -139,16 +139,17 @@ export class ConnReader {
   }
 }
 
-/** Index just past the blank line that ends a head in `buf[from, to)`, or -1. */
+/**
+ * Index just past the blank line that ends a head in `buf[from, to)`, or -1. A byte loop:
+ * `Uint8Array#indexOf` is a C++ builtin, and entering it once per line cost more than scanning
+ * the line (in a profile, its calls from here and from `parseHead` were 2% of the proxy's CPU).
+ */
 export function findHeadEnd(buf: Uint8Array, from: number, to: number): number {
-  let i = from;
-  while (i < to) {
-    const lf = buf.indexOf(10, i);
-    if (lf < 0 || lf >= to) return -1;
+  for (let lf = from; lf < to; lf++) {
+    if (buf[lf] !== 10) continue;
     if (lf + 1 < to && buf[lf + 1] === 10) return lf + 2;
     if (lf + 2 < to && buf[lf + 1] === 13 && buf[lf + 2] === 10) return lf + 3;
     if (lf + 2 >= to) return -1;
-    i = lf + 1;
   }
   return -1;
 }

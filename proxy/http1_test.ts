@@ -92,6 +92,27 @@ Deno.test("parseRequestHead reads line, headers and framing", () => {
   assertEquals([h.framing, h.close], [Framing.None, true]);
 });
 
+Deno.test("parseRequestHead splits the request line at its first and last space", () => {
+  const h = newHead();
+  const good: [string, string, string][] = [
+    ["GET /p?q=1 HTTP/1.1\r\nHost: a\r\n\r\n", "GET", "/p?q=1"],
+    ["OPTIONS * HTTP/1.1\r\n\r\n", "OPTIONS", "*"],
+    ["DELETE http://svc/x HTTP/1.0\n\n", "DELETE", "http://svc/x"],
+  ];
+  for (const [text, method, target] of good) {
+    parseRequestHead(text, h);
+    assertEquals([h.method, h.target], [method, target], text);
+  }
+  const bad = [
+    "GET /HTTP/1.1\r\n\r\n",
+    " / HTTP/1.1\r\n\r\n",
+    "GET  HTTP/1.1\r\n\r\n",
+    "GET / HTTP/1.1 \r\n\r\n",
+    "GET / HTTP/1.10\r\n\r\n",
+  ];
+  for (const text of bad) assertThrowsProtocol(() => parseRequestHead(text, h), text);
+});
+
 Deno.test("parseRequestHead rejects smuggling-prone heads", () => {
   const h = newHead();
   const bad = [
