@@ -184,6 +184,10 @@ Deno.test("hostKey lower-cases and strips the port", () => {
   assertEquals(hostKey("Reviews:9080"), "reviews");
   assertEquals(hostKey("reviews"), "reviews");
   assertEquals(hostKey("[::1]:80"), "::1");
+  assertEquals(hostKey("reviews.default:9080"), "reviews.default");
+  assertEquals(hostKey("API.LOCAL"), "api.local");
+  assertEquals(hostKey("Ünïcode.example:1"), "ünïcode.example");
+  assertEquals(hostKey(""), "");
 });
 
 Deno.test("pickDestination honours weights", () => {
