@@ -7,8 +7,9 @@
  *
  * Run: `deno run -A bench/http_proxy.ts [--rounds N] [--duration S] [--connections C]
  * [--warmup S] [--alternatives]`; `--warmup` is the seconds of load each target gets before the
- * rounds (default 10); `--alternatives` adds the design not chosen (Deno.serve downstream with
- * the same pooled upstream client) as a fourth target.
+ * rounds (default 10, in two wrk runs so that connection closes are part of it);
+ * `--alternatives` adds the design not chosen (Deno.serve downstream with the same pooled
+ * upstream client) as a fourth target. Durations are whole seconds (wrk's unit).
  * Weft runs twice, on each socket backend (`proxy.network`: "deno", the default, and "epoll",
  * which "auto" picks on Linux). A last table gives the CPU per request at light load (one request
  * every 5 ms), where wake-ups rather than requests cost.
@@ -225,9 +226,10 @@ function cpuMs(pids: number[]): { user: number; sys: number } {
 
 async function main(): Promise<void> {
   const rounds = positiveFlag("--rounds", 3);
-  const seconds = positiveFlag("--duration", 5);
+  // wrk takes whole seconds.
+  const seconds = positiveFlag("--duration", 5, true);
   const connections = positiveFlag("--connections", 32);
-  const warmup = positiveFlag("--warmup", 10);
+  const warmup = positiveFlag("--warmup", 10, true);
   const alternatives = args.includes("--alternatives");
   const tools = await ensureTools();
   const prefix = await Deno.makeTempDir({ prefix: "weft-bench-" });
@@ -337,9 +339,14 @@ async function main(): Promise<void> {
       });
     }
     // Warm up every path before measuring: pools fill at once, but V8 keeps re-optimising
-    // Weft's hot functions for several seconds of load (deoptimisations seen up to about 10 s
-    // in, none after), and a proxy runs for days, so its steady state is what counts.
-    for (const t of targets) await runWrk(t.url, t.host, warmup, connections);
+    // Weft's hot functions for several seconds of load, and the first closes of client
+    // connections deoptimise them again (end-of-stream paths unseen until then). A proxy runs
+    // for days, so its steady state is what counts: two wrk runs per target, closes included.
+    for (const t of targets) {
+      for (let i = 0; i < 2; i++) {
+        await runWrk(t.url, t.host, Math.max(1, Math.round(warmup / 2)), connections);
+      }
+    }
     const results = new Map<string, WrkResult[]>(targets.map((t) => [t.name, []]));
     for (let r = 0; r < rounds; r++) {
       for (const t of targets) {
