@@ -184,6 +184,18 @@ function sameOrText(previous: string, buf: Uint8Array, from: number, to: number)
   return text(buf, from, to);
 }
 
+/**
+ * Index of the first line feed in `buf[from, end)`; throws when the head ends without one. A
+ * byte loop: lines are short, and `indexOf` on a typed array is a C++ builtin whose entry costs
+ * more than the scan.
+ */
+function lineFeed(buf: Uint8Array, from: number, end: number): number {
+  let lf = from;
+  while (lf < end && buf[lf] !== 10) lf++;
+  if (lf >= end) throw new ProtocolError("truncated head");
+  return lf;
+}
+
 /** HTTP/1.x version at `p` (8 bytes): returns the minor version. */
 function version(buf: Uint8Array, p: number, limit: number): number {
   if (
@@ -220,11 +232,8 @@ export function parseHead(
   head.buf = buf;
   head.start = start;
   head.end = end;
-  // Lines and spaces are found by byte loops: lines are short, and `indexOf` on a typed array
-  // is a C++ builtin whose entry costs more than the scan.
-  let lf = start;
-  while (lf < end && buf[lf] !== 10) lf++;
-  if (lf >= end) throw new ProtocolError("truncated head");
+  // Spaces, like line feeds (lineFeed), are found by byte loops rather than `indexOf`.
+  let lf = lineFeed(buf, start, end);
   const le = lf > start && buf[lf - 1] === 13 ? lf - 1 : lf;
   head.firstLineEnd = le;
   head.bareLf = le === lf;
@@ -271,9 +280,7 @@ export function parseHead(
   const { lineStart, lineEnd, nameEnd, kind } = head;
   let pos = lf + 1;
   for (;;) {
-    lf = pos;
-    while (lf < end && buf[lf] !== 10) lf++;
-    if (lf >= end) throw new ProtocolError("truncated head");
+    lf = lineFeed(buf, pos, end);
     const lineEndAt = lf > pos && buf[lf - 1] === 13 ? lf - 1 : lf;
     if (lineEndAt === lf) head.bareLf = true;
     if (lineEndAt === pos) break;
@@ -505,16 +512,13 @@ export class HeadWriter {
     const bytes = this.bytes, length = this.length;
     if (this.#viewOf === bytes && this.#view.length === length) return this.#view;
     const other = this.#otherView;
-    if (this.#otherViewOf === bytes && other.length === length) {
-      this.#otherView = this.#view;
-      this.#otherViewOf = this.#viewOf;
-      this.#viewOf = bytes;
-      return (this.#view = other);
-    }
+    const next = this.#otherViewOf === bytes && other.length === length
+      ? other
+      : bytes.subarray(0, length);
     this.#otherView = this.#view;
     this.#otherViewOf = this.#viewOf;
     this.#viewOf = bytes;
-    return (this.#view = bytes.subarray(0, length));
+    return (this.#view = next);
   }
 }
 
