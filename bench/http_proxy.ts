@@ -470,9 +470,12 @@ async function main(): Promise<void> {
 
 const serveIndex = args.indexOf("--serve-weft");
 const serveEpollIndex = args.indexOf("--serve-weft-epoll");
+const serveUringIndex = args.indexOf("--serve-weft-uring");
 const altIndex = args.indexOf("--serve-alternative");
 if (serveIndex >= 0) await serveWeft(Number(args[serveIndex + 1]), denoNetwork);
 else if (serveEpollIndex >= 0) {
   await serveWeft(Number(args[serveEpollIndex + 1]), selectNetwork("epoll"));
+} else if (serveUringIndex >= 0) {
+  await serveWeft(Number(args[serveUringIndex + 1]), selectNetwork("uring"));
 } else if (altIndex >= 0) serveAlternative(Number(args[altIndex + 1]));
 else await main();

@@ -86,7 +86,7 @@ export const proxyTuningSchema = z.object({
    * load and cheaper per request from a few concurrent requests up, see docs/proxy.md), or
    * "auto": epoll where it loads, Deno's sockets elsewhere.
    */
-  network: z.enum(["auto", "deno", "epoll"]).default("deno"),
+  network: z.enum(["auto", "deno", "epoll", "uring"]).default("deno"),
 }).strict();
 export type ProxyTuning = z.infer<typeof proxyTuningSchema>;
 

@@ -3,6 +3,7 @@
  * the epoll socket backend, no subprocesses, no prompts): a missing permission would only show
  * up for users, since the other tests run with --allow-all.
  */
+import { createEpollNetwork } from "../proxy/mod.ts";
 import { assertEquals, assertMatch } from "./support/assert.ts";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -26,11 +27,13 @@ Deno.test("compile.sh grants the same permissions as `deno task weft`", () => {
 });
 
 const epollLoads = Deno.build.os === "linux" && ["x86_64", "aarch64"].includes(Deno.build.arch);
+/** This process has every permission, so the ring loads here exactly where the kernel allows it. */
+const uringLoads = epollLoads && createEpollNetwork("uring") !== null;
 
-for (const network of ["deno", "epoll"] as const) {
+for (const network of ["deno", "epoll", "uring"] as const) {
   Deno.test({
     name: `an agent on ${network} sockets starts, proxies and stops with the task's permissions`,
-    ignore: network === "epoll" && !epollLoads,
+    ignore: (network === "epoll" && !epollLoads) || (network === "uring" && !uringLoads),
     fn: () => agentWithTaskPermissions(network, network),
   });
 }
@@ -42,8 +45,8 @@ Deno.test("proxy.network auto runs the proxy on epoll where it loads, else on De
   agentWithTaskPermissions("auto", epollLoads ? "epoll" : "deno"));
 
 async function agentWithTaskPermissions(
-  setting: "auto" | "deno" | "epoll" | undefined,
-  network: "deno" | "epoll",
+  setting: "auto" | "deno" | "epoll" | "uring" | undefined,
+  network: "deno" | "epoll" | "uring",
 ): Promise<void> {
   const dir = await Deno.makeTempDir();
   const configFile = `${dir}/weft.yaml`;

@@ -1,7 +1,8 @@
 /**
  * @module
- * The same end-to-end proxy scenarios on both socket backends (proxy/io): Deno's own sockets
- * (`denoNetwork`) and the epoll one (`createEpollNetwork`, skipped where it cannot load).
+ * The same end-to-end proxy scenarios on every socket backend (proxy/io): Deno's own sockets
+ * (`denoNetwork`), the epoll one (`createEpollNetwork`) and its uring mode (reads and writes
+ * batched through an io_uring), the last two skipped where they cannot load.
  * Clients and upstreams are the usual test servers (Deno sockets), so with the epoll backend
  * every hop also mixes the two kinds in one process. Covered: routing by Host, keep-alive
  * reuse, 1xx interim responses, 8 MiB each way byte-exact, a chunked response, a connect
@@ -27,6 +28,7 @@ const decoder = new TextDecoder();
 const backends: { name: string; network: Network | null }[] = [
   { name: "deno", network: denoNetwork },
   { name: "epoll", network: createEpollNetwork() },
+  { name: "uring", network: createEpollNetwork("uring") },
 ];
 
 async function startProxy(network: Network, snapshot: Snapshot) {

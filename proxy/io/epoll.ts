@@ -48,6 +48,7 @@ import {
   writeSockaddrIn,
 } from "./libc.ts";
 import { denoNetwork, type Network, type StreamConn, type StreamListener } from "./net.ts";
+import { type RingOp, SubmissionRing } from "./uring.ts";
 
 /** Events reported by one wait at most; more stay queued in the kernel for the next one. */
 const maxEvents = 256;
@@ -77,6 +78,11 @@ const denseGapMs = 1;
 const parkMicros = 50;
 /** Microtask turns given to settled promise chains before the next poll. */
 const settleTurns = 8;
+/**
+ * Submissions per round in `uring` mode: each lets the chains that the previous one resumed
+ * queue their next reads and writes (a request's upstream write follows its client read).
+ */
+const submitsPerRound = 4;
 
 /** Maps an errno to the `Deno.errors` class Deno's own sockets would throw. */
 function socketError(errno: number, what: string): Error {
@@ -141,8 +147,17 @@ class Reactor {
   #spare: Posted[] = [];
   /** When the current round began; -1 while the loop waits (the runtime runs other tasks). */
   #roundStart = -1;
+  /**
+   * Descriptors closed while an operation on them was queued in the ring: closed once it was
+   * submitted, so their numbers cannot be reused (and the operation land on another socket).
+   */
+  #closeAfterSubmit: number[] = [];
 
-  constructor(readonly c: Libc) {
+  /**
+   * `ring`, when given, batches reads and writes: they are queued during a round and submitted
+   * together (the `uring` mode); without it each is a direct call.
+   */
+  constructor(readonly c: Libc, readonly ring: SubmissionRing | null = null) {
     const s = c.sym;
     this.#epfd = s.epoll_create1(EPOLL_CLOEXEC);
     if (this.#epfd < 0) throw socketError(c.errno(), "epoll_create1");
@@ -190,6 +205,47 @@ class Reactor {
     this.#posted.push(socket);
   }
 
+  /**
+   * Queues a ring operation (`uring` mode) for `socket`; false when this round has no room or
+   * budget left, and the socket was posted to the next round instead. Outside a round (a timer
+   * or a Deno socket's continuation, while the loop waits) it is submitted at once: nothing
+   * else would submit it before the next epoll event.
+   */
+  queue(socket: Posted, fd: number, buf: Uint8Array, op: RingOp, send: boolean): boolean {
+    const ring = this.ring!;
+    if (ring.room === 0 || !this.takeBudget()) {
+      this.post(socket);
+      return false;
+    }
+    if (send) ring.send(fd, buf, op);
+    else ring.recv(fd, buf, op);
+    if (this.#roundStart < 0) this.#submit(ring);
+    return true;
+  }
+
+  /** Closes `fd`, or defers it past the next submit when `queued` (see `#closeAfterSubmit`). */
+  closeFd(fd: number, queued: boolean): void {
+    if (queued) this.#closeAfterSubmit.push(fd);
+    else this.c.sym.close(fd);
+  }
+
+  #submit(ring: SubmissionRing): void {
+    ring.submit();
+    const closing = this.#closeAfterSubmit;
+    if (closing.length > 0) {
+      for (const fd of closing) this.c.sym.close(fd);
+      closing.length = 0;
+    }
+  }
+
+  /** Submits queued ring operations, letting resumed chains queue more, a bounded number of times. */
+  async #drain(ring: SubmissionRing): Promise<void> {
+    for (let i = 0; i < submitsPerRound && ring.pending; i++) {
+      this.#submit(ring);
+      for (let j = 0; j < settleTurns; j++) await null;
+    }
+  }
+
   /** Hands the events of an already registered `fd` to another handler. */
   replace(fd: number, handler: Pollable): void {
     this.#handlers[fd] = handler;
@@ -231,6 +287,7 @@ class Reactor {
     const s = this.c.sym;
     const epfd = this.#epfd;
     const events = this.#events;
+    const ring = this.ring;
     let failures = 0;
     let lastTurn = performance.now();
     let dense = false;
@@ -246,19 +303,20 @@ class Reactor {
           this.#spare = posted;
           for (let i = 0; i < settleTurns; i++) await null;
         }
+        if (ring?.pending) await this.#drain(ring);
         if (roundStart - lastTurn >= turnEveryMs) {
           this.#roundStart = -1;
           await s.usleep(parkMicros);
           lastTurn = roundStart = this.#roundStart = performance.now();
         }
         let n = s.epoll_poll(epfd, events, maxEvents, 0);
-        if (n === 0 && this.#posted.length === 0 && dense) {
+        if (n === 0 && this.#posted.length === 0 && !ring?.pending && dense) {
           // Traffic is dense: the next event is likely a few tens of microseconds away, less
           // than a thread handoff costs, so poll a little longer before handing off.
           const until = roundStart + spinMs;
           while (n === 0 && performance.now() < until) n = s.epoll_poll(epfd, events, maxEvents, 0);
         }
-        if (n === 0 && this.#posted.length === 0) {
+        if (n === 0 && this.#posted.length === 0 && !ring?.pending) {
           const waitStart = performance.now();
           this.#roundStart = -1;
           n = await s.epoll_wait(epfd, events, maxEvents, -1);
@@ -276,7 +334,8 @@ class Reactor {
         if (n > 0 && this.#dispatch(n)) {
           // Let the continuations of the promises just settled run (reads parsed, writes
           // issued) before polling again; chains in the proxy are a few steps deep.
-          for (let i = 0; i < settleTurns; i++) await null;
+          if (ring) await this.#drain(ring);
+          else for (let i = 0; i < settleTurns; i++) await null;
         }
       }
     } finally {
@@ -310,8 +369,14 @@ class Reactor {
 }
 
 let reactor: Reactor | null = null;
-function getReactor(c: Libc): Reactor {
-  return reactor ??= new Reactor(c);
+let ringReactor: Reactor | null | undefined;
+function getReactor(c: Libc, mode: "epoll" | "uring"): Reactor | null {
+  if (mode === "epoll") return reactor ??= new Reactor(c);
+  if (ringReactor === undefined) {
+    const ring = SubmissionRing.open(c);
+    ringReactor = ring ? new Reactor(c, ring) : null;
+  }
+  return ringReactor;
 }
 
 interface PendingRead {
@@ -335,6 +400,11 @@ class EpollConn implements StreamConn, Pollable {
   #pendingRead: PendingRead | null = null;
   #pendingWrite: PendingWrite | null = null;
   #remote: Deno.NetAddr | null = null;
+  /** `uring` mode: whether the pending read (write) sits in the ring, awaiting its result. */
+  #recvQueued = false;
+  #sendQueued = false;
+  readonly #recvOp: RingOp = { complete: (result) => this.#recvDone(result) };
+  readonly #sendOp: RingOp = { complete: (result) => this.#sendDone(result) };
 
   constructor(
     readonly c: Libc,
@@ -390,6 +460,13 @@ class EpollConn implements StreamConn, Pollable {
     if (this.#closed) return Promise.reject(closedError());
     if (this.#pendingRead) return Promise.reject(new Deno.errors.Busy("read already pending"));
     if (buf.length === 0) return Promise.resolve(0);
+    if (this.r.ring) {
+      const pending = new Promise<number | null>((resolve, reject) =>
+        this.#pendingRead = { buf, resolve, reject }
+      );
+      if (this.#readable) this.#queueRecv(buf);
+      return pending;
+    }
     if (this.#readable) {
       if (!this.r.takeBudget()) this.r.post(this);
       else {
@@ -432,6 +509,13 @@ class EpollConn implements StreamConn, Pollable {
     if (this.#closed) return Promise.reject(closedError());
     if (this.#pendingWrite) return Promise.reject(new Deno.errors.Busy("write already pending"));
     if (buf.length === 0) return Promise.resolve(0);
+    if (this.r.ring) {
+      const pending = new Promise<number>((resolve, reject) =>
+        this.#pendingWrite = { buf, resolve, reject }
+      );
+      if (this.#writable) this.#queueSend(buf);
+      return pending;
+    }
     if (this.#writable) {
       if (!this.r.takeBudget()) this.r.post(this);
       else {
@@ -448,6 +532,7 @@ class EpollConn implements StreamConn, Pollable {
   }
 
   tryWrite(buf: Uint8Array): number {
+    if (this.r.ring) return -1;
     if (this.#closed || this.#pendingWrite || !this.#writable || buf.length === 0) return -1;
     if (!this.r.takeBudget()) return -1;
     try {
@@ -466,8 +551,71 @@ class EpollConn implements StreamConn, Pollable {
     this.onPosted();
   }
 
+  // The flag is set first: a queue outside a round submits at once, and the completion, which
+  // clears it, runs before queue() returns.
+  #queueRecv(buf: Uint8Array): void {
+    this.#recvQueued = true;
+    if (!this.r.queue(this, this.fd, buf, this.#recvOp, false)) this.#recvQueued = false;
+  }
+
+  #queueSend(buf: Uint8Array): void {
+    this.#sendQueued = true;
+    if (!this.r.queue(this, this.fd, buf, this.#sendOp, true)) this.#sendQueued = false;
+  }
+
+  /** `uring` mode: the result of the queued recv (a count, 0 at end of stream, -errno). */
+  #recvDone(result: number): void {
+    this.#recvQueued = false;
+    const p = this.#pendingRead;
+    if (p === null || this.#closed) return;
+    if (result > 0) {
+      if (result < p.buf.length && !this.#hungUp) this.#readable = false;
+      this.#pendingRead = null;
+      p.resolve(result);
+    } else if (result === 0) {
+      this.#pendingRead = null;
+      p.resolve(null);
+    } else if (result === -EAGAIN) {
+      // A stale hint: the read waits for the next edge (onEvents queues it again).
+      this.#readable = false;
+    } else if (result === -EINTR) {
+      this.r.post(this);
+    } else {
+      this.#pendingRead = null;
+      p.reject(socketError(-result, "recv"));
+    }
+  }
+
+  /** `uring` mode: the result of the queued send. */
+  #sendDone(result: number): void {
+    this.#sendQueued = false;
+    const p = this.#pendingWrite;
+    if (p === null || this.#closed) return;
+    if (result > 0) {
+      if (result < p.buf.length) this.#writable = false;
+      this.#pendingWrite = null;
+      p.resolve(result);
+    } else if (result === -EAGAIN || result === 0) {
+      this.#writable = false;
+    } else if (result === -EINTR) {
+      this.r.post(this);
+    } else {
+      this.#pendingWrite = null;
+      p.reject(socketError(-result, "send"));
+    }
+  }
+
   /** Completes the pending read and write whose readiness hints say they can progress. */
   onPosted(): void {
+    if (this.r.ring) {
+      if (this.#readable && this.#pendingRead && !this.#recvQueued) {
+        this.#queueRecv(this.#pendingRead.buf);
+      }
+      if (this.#writable && this.#pendingWrite && !this.#sendQueued) {
+        this.#queueSend(this.#pendingWrite.buf);
+      }
+      return;
+    }
     if (this.#readable) {
       const p = this.#pendingRead;
       if (p) {
@@ -512,7 +660,7 @@ class EpollConn implements StreamConn, Pollable {
     if (this.#closed) throw closedError();
     this.#closed = true;
     this.r.remove(this.fd);
-    this.c.sym.close(this.fd);
+    this.r.closeFd(this.fd, this.#recvQueued || this.#sendQueued);
     const r = this.#pendingRead, w = this.#pendingWrite;
     this.#pendingRead = this.#pendingWrite = null;
     if (r) r.reject(new Deno.errors.Interrupted("socket closed during read"));
@@ -687,16 +835,19 @@ class PendingConnect implements Pollable {
 }
 
 /**
- * The epoll network, or null where it cannot run (see {@linkcode loadLibc}). Addresses that
- * are not IPv4 literals are served by `denoNetwork`.
+ * The epoll network, or null where it cannot run (see {@linkcode loadLibc}; `uring` also needs
+ * a kernel that grants an io_uring). In `uring` mode readiness still comes from epoll while
+ * reads and writes are batched through an io_uring (io/uring.ts). Addresses that are not IPv4
+ * literals are served by `denoNetwork`.
  */
-export function createEpollNetwork(): Network | null {
+export function createEpollNetwork(mode: "epoll" | "uring" = "epoll"): Network | null {
   const c = loadLibc();
   if (!c) return null;
-  const r = getReactor(c);
+  const r = getReactor(c, mode);
+  if (!r) return null;
   const sockaddr = new Uint8Array(16);
   return {
-    name: "epoll",
+    name: mode,
     listen(addr: HostPort): StreamListener {
       const ip = parseIpv4(addr.hostname);
       return ip ? new EpollListener(c, r, addr, ip) : denoNetwork.listen(addr);
@@ -738,12 +889,21 @@ export function createEpollNetwork(): Network | null {
 export const epollUnavailable =
   "the epoll backend needs Linux on x86_64 or aarch64 and the FFI permission (--allow-ffi)";
 
+/** Why the uring mode is not available here, in one line. */
+export const uringUnavailable =
+  "the uring backend needs Linux on x86_64 or aarch64, the FFI permission (--allow-ffi) and a kernel that allows io_uring (5.19 or later, kernel.io_uring_disabled=0)";
+
 /**
  * The network for a `proxy.network` setting: "auto" is epoll where it loads and Deno's sockets
- * elsewhere; "epoll" throws where it cannot load.
+ * elsewhere; "epoll" and "uring" throw where they cannot load.
  */
-export function selectNetwork(choice: "auto" | "deno" | "epoll"): Network {
+export function selectNetwork(choice: "auto" | "deno" | "epoll" | "uring"): Network {
   if (choice === "deno") return denoNetwork;
+  if (choice === "uring") {
+    const uring = createEpollNetwork("uring");
+    if (uring) return uring;
+    throw new Error(uringUnavailable);
+  }
   const epoll = createEpollNetwork();
   if (epoll) return epoll;
   if (choice === "auto") return denoNetwork;

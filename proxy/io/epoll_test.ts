@@ -1,6 +1,7 @@
 /**
  * @module
- * Socket-level tests of the epoll network backend (io/epoll.ts) over loopback: binding, echo,
+ * Socket-level tests of the epoll network backend (io/epoll.ts), each run in both of its modes
+ * (direct calls, and reads and writes batched through an io_uring), over loopback: binding, echo,
  * a large concurrent transfer (partial writes, EPOLLOUT), half-close, the errors Deno's own
  * sockets would give (refused, interrupted, bad resource, reset), many connections, mixing
  * with Deno's sockets, and `settled()`. Every test ends by waiting for the network to settle,
@@ -20,10 +21,13 @@ import {
 } from "../../tests/support/assert.ts";
 import { freePort, settledWithin, writeAll } from "../../tests/support/sockets.ts";
 
-const maybeNetwork = createEpollNetwork();
-const ignore = maybeNetwork === null;
-/** Only dereferenced inside tests, which are ignored when the backend did not load. */
-const network = maybeNetwork as Network;
+type Mode = "epoll" | "uring";
+const networks: Record<Mode, Network | null> = {
+  epoll: createEpollNetwork("epoll"),
+  uring: createEpollNetwork("uring"),
+};
+/** The network of the running test; only dereferenced inside tests of a mode that loaded. */
+let network = networks.epoll as Network;
 const loopback = { hostname: "127.0.0.1", port: 0 };
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -54,14 +58,24 @@ class Opened {
 }
 
 /**
- * A test of the epoll backend: closes everything registered with `opened` and then requires
- * the network to settle (no socket open, poller stopped), so Deno's op sanitizer stays on.
+ * A test of the epoll backend, registered once per mode: closes everything registered with
+ * `opened` and then requires the network to settle (no socket open, poller stopped), so Deno's
+ * op sanitizer stays on.
  */
-function epollTest(name: string, fn: (opened: Opened) => Promise<void>): void {
+function epollTest(
+  name: string,
+  fn: (opened: Opened) => Promise<void>,
+  modes: readonly Mode[] = ["epoll", "uring"],
+): void {
+  for (const mode of modes) modeTest(mode, name, fn);
+}
+
+function modeTest(mode: Mode, name: string, fn: (opened: Opened) => Promise<void>): void {
   Deno.test({
-    name,
-    ignore,
+    name: `${mode}: ${name}`,
+    ignore: networks[mode] === null,
     async fn() {
+      network = networks[mode]!;
       const opened = new Opened();
       try {
         await fn(opened);
@@ -309,7 +323,15 @@ epollTest("tryWrite sends at once when it can, and answers -1 when write must wa
   client.close();
   await assertRejects(() => writing, Deno.errors.Interrupted);
   assertEquals(client.tryWrite!(chunk), -1, "closed");
-});
+}, ["epoll"]);
+
+epollTest("in uring mode tryWrite always defers to write, which the ring completes", async (o) => {
+  const { client, server } = await epollPair(o);
+  const bytes = encoder.encode("batched");
+  assertEquals(client.tryWrite!(bytes), -1);
+  assertEquals(await client.write(bytes), bytes.length);
+  assertEquals(await readText(server, bytes.length), "batched");
+}, ["uring"]);
 
 /** Busy-waits `ms` (the test needs time to pass without yielding). */
 function spin(ms: number): void {

@@ -45,6 +45,15 @@ const symbols = {
    */
   usleep: { parameters: ["u32"], result: "i32", nonblocking: true },
   __errno_location: { parameters: [], result: "pointer" },
+  mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" },
+  /** `syscall(SYS_io_uring_setup, entries, params)` (io/uring.ts); libc has no wrapper. */
+  io_uring_setup: { name: "syscall", parameters: ["usize", "u32", "buffer"], result: "i32" },
+  /** `syscall(SYS_io_uring_enter, fd, to_submit, min_complete, flags, sigset, sigset_size)`. */
+  io_uring_enter: {
+    name: "syscall",
+    parameters: ["usize", "u32", "u32", "u32", "u32", "pointer", "usize"],
+    result: "i32",
+  },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 export type LibcSymbols = Deno.DynamicLibrary<typeof symbols>["symbols"];
@@ -73,6 +82,9 @@ export const EFD_NONBLOCK = 0x800;
 export const EFD_CLOEXEC = 0x80000;
 
 export const EINTR = 4;
+/** io_uring's system call numbers, the same on x86_64 and aarch64 (the generic table). */
+export const SYS_io_uring_setup = 425n;
+export const SYS_io_uring_enter = 426n;
 export const EAGAIN = 11;
 export const EINPROGRESS = 115;
 
