@@ -10,11 +10,12 @@
  * rounds (default 10, in two wrk runs so that connection closes are part of it);
  * `--alternatives` adds the design not chosen (Deno.serve downstream with the same pooled
  * upstream client) as a fourth target. Durations are whole seconds (wrk's unit).
- * Weft runs twice, on each socket backend (`proxy.network`: "deno", the default, and "epoll",
- * which "auto" picks on Linux). A last table gives the CPU per request at light load (one request
- * every 5 ms), where wake-ups rather than requests cost.
- * Internal: `--serve-weft PORT` / `--serve-weft-epoll PORT` / `--serve-alternative PORT` run
- * the proxy processes.
+ * Weft runs once per socket backend (`proxy.network`: "deno", the default; "epoll", which
+ * "auto" picks on Linux; and "uring", epoll with its reads and writes batched through an
+ * io_uring, where the kernel allows one). A last table gives the CPU per request at light load
+ * (one request every 5 ms), where wake-ups rather than requests cost.
+ * Internal: `--serve-weft PORT` / `--serve-weft-epoll PORT` / `--serve-weft-uring PORT` /
+ * `--serve-alternative PORT` run the proxy processes.
  */
 import {
   freePort,
@@ -30,7 +31,7 @@ import { encoder, hopByHopHeaders, pumpLength, writeAll } from "../proxy/http1.t
 import { PoolManager } from "../proxy/pool.ts";
 import { buildSnapshot, endpoint } from "../proxy/test_util.ts";
 import { denoNetwork, type Network, type StreamConn } from "../proxy/io/net.ts";
-import { selectNetwork } from "../proxy/io/epoll.ts";
+import { createEpollNetwork, selectNetwork } from "../proxy/io/epoll.ts";
 
 const args = Deno.args;
 
@@ -299,6 +300,9 @@ async function main(): Promise<void> {
     };
     const weftPort = await spawnChild("--serve-weft");
     const weftEpollPort = await spawnChild("--serve-weft-epoll");
+    // The ring loads in this process exactly where it loads in the children (same kernel).
+    const uring = createEpollNetwork("uring") !== null;
+    const weftUringPort = uring ? await spawnChild("--serve-weft-uring") : 0;
     const altPort = alternatives ? await spawnChild("--serve-alternative") : 0;
     await waitForPort(upstreamPort);
     await waitForPort(nginxProxyPort);
@@ -330,6 +334,15 @@ async function main(): Promise<void> {
         pids: [pidOf.get("--serve-weft-epoll")!],
       },
     ];
+    if (uring) {
+      targets.push({
+        name: "weft-uring",
+        url: `http://127.0.0.1:${weftUringPort}/`,
+        host: "upstream",
+        pids: [pidOf.get("--serve-weft-uring")!],
+      });
+    } else console.error("weft-uring skipped: this kernel does not grant an io_uring");
+    const wefts = targets.map((t) => t.name).filter((name) => name.startsWith("weft-"));
     if (alternatives) {
       targets.push({
         name: "deno.serve+pool",
@@ -395,7 +408,7 @@ async function main(): Promise<void> {
     }
     const d = med("direct"), n = med("nginx");
     console.log("");
-    for (const name of ["weft-deno", "weft-epoll"]) {
+    for (const name of wefts) {
       const w = med(name);
       console.log(
         `${name}/nginx req/s ${(w.rps / n.rps).toFixed(2)}  ${name}/direct req/s ${
@@ -430,7 +443,7 @@ async function main(): Promise<void> {
     }
     const qd = qmed("direct");
     console.log("\nadded over direct at one connection:");
-    for (const name of ["nginx", "weft-deno", "weft-epoll"]) {
+    for (const name of ["nginx", ...wefts]) {
       const q = qmed(name);
       console.log(
         `  ${name} p50 +${(q.p50 - qd.p50).toFixed(3)} ms, p99 +${(q.p99 - qd.p99).toFixed(3)} ms`,
