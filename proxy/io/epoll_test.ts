@@ -8,7 +8,7 @@
  * so a socket left open (or the poller's pending `epoll_wait`) fails the test instead of
  * leaking into the next one. Skipped where the backend cannot load (no FFI, not Linux).
  */
-import { createEpollNetwork } from "./epoll.ts";
+import { createEpollNetwork, lateRingCompletions } from "./epoll.ts";
 import { AF_INET, loadLibc, SOCK_CLOEXEC, SOCK_STREAM, writeSockaddrIn } from "./libc.ts";
 import { denoNetwork, type Network, type StreamConn, type StreamListener } from "./net.ts";
 import {
@@ -89,6 +89,7 @@ function modeTest(mode: Mode, name: string, fn: (opened: Opened) => Promise<void
       if (!(await settledWithin(network, 3000))) {
         throw new Error("the epoll network did not settle in 3 s");
       }
+      assertEquals(lateRingCompletions(), 0, "every ring operation completed in its submit");
     },
   });
 }
@@ -324,6 +325,29 @@ epollTest("tryWrite sends at once when it can, and answers -1 when write must wa
   await assertRejects(() => writing, Deno.errors.Interrupted);
   assertEquals(client.tryWrite!(chunk), -1, "closed");
 }, ["epoll"]);
+
+epollTest("a write queued in a round and closed before its submit is withdrawn", async (o) => {
+  const { client, server } = await epollPair(o);
+  const third = o.add(network.listen(loopback));
+  // The read waits for its edge, so it completes inside a round, where the write in its
+  // continuation is only queued. The connect right after the close takes the lowest free fd
+  // number, the closed one: a queued send left in the ring would go to that connection.
+  let reconnect: Promise<StreamConn> | null = null;
+  const writing = client.read(new Uint8Array(8)).then(() => {
+    const write = client.write(encoder.encode("never sent"));
+    client.close();
+    reconnect = network.connect("127.0.0.1", third.addr.port);
+    return write;
+  });
+  await writeAll(server, encoder.encode("go"));
+  await assertRejects(() => writing, Deno.errors.Interrupted);
+  assertEquals(await server.read(new Uint8Array(16)), null, "end of stream, no bytes");
+  const [reused, accepted] = await Promise.all([reconnect!, third.accept()]);
+  o.add(reused);
+  o.add(accepted);
+  await reused.closeWrite();
+  assertEquals(await accepted.read(new Uint8Array(16)), null, "nothing reached the new socket");
+}, ["uring"]);
 
 epollTest("in uring mode tryWrite always defers to write, which the ring completes", async (o) => {
   const { client, server } = await epollPair(o);

@@ -24,6 +24,7 @@ const IORING_FEAT_SINGLE_MMAP = 1 << 0;
 const IORING_OFF_SQ_RING = 0;
 const IORING_OFF_CQ_RING = 0x8000000;
 const IORING_OFF_SQES = 0x10000000;
+const IORING_OP_NOP = 0;
 const IORING_OP_SEND = 26;
 const IORING_OP_RECV = 27;
 const PROT_READ_WRITE = 3;
@@ -166,17 +167,28 @@ export class SubmissionRing {
     return base + buf.byteOffset;
   }
 
-  /** Queues a `recv` into `buf` (the caller checked `room`). */
-  recv(fd: number, buf: Uint8Array, op: RingOp): void {
-    this.#queue(IORING_OP_RECV, fd, buf, MSG_DONTWAIT, op);
+  /** Queues a `recv` into `buf` (the caller checked `room`); answers its slot. */
+  recv(fd: number, buf: Uint8Array, op: RingOp): number {
+    return this.#queue(IORING_OP_RECV, fd, buf, MSG_DONTWAIT, op);
   }
 
-  /** Queues a `send` of `buf` (the caller checked `room`). */
-  send(fd: number, buf: Uint8Array, op: RingOp): void {
-    this.#queue(IORING_OP_SEND, fd, buf, MSG_DONTWAIT | MSG_NOSIGNAL, op);
+  /** Queues a `send` of `buf` (the caller checked `room`); answers its slot. */
+  send(fd: number, buf: Uint8Array, op: RingOp): number {
+    return this.#queue(IORING_OP_SEND, fd, buf, MSG_DONTWAIT | MSG_NOSIGNAL, op);
   }
 
-  #queue(opcode: number, fd: number, buf: Uint8Array, msgFlags: number, op: RingOp): void {
+  /**
+   * Turns `op`, queued in `slot` and not yet submitted, into a no-op: its socket is being
+   * closed, and its fd number may be reused before the submit. Its completion is ignored.
+   */
+  withdraw(slot: number, op: RingOp): void {
+    if (this.#ops[slot] !== op) return;
+    this.#sqes[slot * 16] = IORING_OP_NOP;
+    this.#ops[slot] = undefined;
+    this.#buffers[slot] = undefined;
+  }
+
+  #queue(opcode: number, fd: number, buf: Uint8Array, msgFlags: number, op: RingOp): number {
     const sq = this.#sq;
     const tail = sq[this.#sqTail] + this.#queued;
     const slot = tail & this.#sqMask;
@@ -202,6 +214,7 @@ export class SubmissionRing {
     this.#ops[slot] = op;
     this.#buffers[slot] = buf;
     this.#queued++;
+    return slot;
   }
 
   /**
