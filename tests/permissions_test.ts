@@ -41,8 +41,8 @@ for (const network of ["deno", "epoll", "uring"] as const) {
 Deno.test("an agent's proxy runs on Deno's sockets by default", () =>
   agentWithTaskPermissions(undefined, "deno"));
 
-Deno.test("proxy.network auto runs the proxy on epoll where it loads, else on Deno's sockets", () =>
-  agentWithTaskPermissions("auto", epollLoads ? "epoll" : "deno"));
+Deno.test("proxy.network auto runs the proxy on uring, else epoll, else Deno's sockets", () =>
+  agentWithTaskPermissions("auto", uringLoads ? "uring" : epollLoads ? "epoll" : "deno"));
 
 async function agentWithTaskPermissions(
   setting: "auto" | "deno" | "epoll" | "uring" | undefined,
