@@ -48,7 +48,7 @@ import {
   writeSockaddrIn,
 } from "./libc.ts";
 import { denoNetwork, type Network, type StreamConn, type StreamListener } from "./net.ts";
-import { type RingOp, SubmissionRing } from "./uring.ts";
+import { RingOp, SubmissionRing } from "./uring.ts";
 
 /** Events reported by one wait at most; more stay queued in the kernel for the next one. */
 const maxEvents = 256;
@@ -384,8 +384,8 @@ class EpollConn implements StreamConn, Pollable {
   #sendQueued = false;
   #recvSlot = 0;
   #sendSlot = 0;
-  readonly #recvOp: RingOp = { complete: (result) => this.#recvDone(result) };
-  readonly #sendOp: RingOp = { complete: (result) => this.#sendDone(result) };
+  readonly #recvOp = new RingOp((result) => this.#recvDone(result));
+  readonly #sendOp = new RingOp((result) => this.#sendDone(result));
 
   constructor(
     readonly c: Libc,
