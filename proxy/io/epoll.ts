@@ -217,11 +217,21 @@ class Reactor {
     return slot;
   }
 
-  /** Submits queued ring operations, letting resumed chains queue more, a bounded number of times. */
+  /**
+   * Submits queued ring operations, letting resumed chains queue more, a bounded number of
+   * times. After a submit, microtask turns are given only while the last one queued something:
+   * the proxy's chains queue their next read or write one turn after their completion (counted
+   * under load: never later, past warm-up), so a fixed `settleTurns` per submit would mostly
+   * spin the microtask queue empty.
+   */
   async #drain(ring: SubmissionRing): Promise<void> {
     for (let i = 0; i < submitsPerRound && ring.pending; i++) {
       ring.submit();
-      for (let j = 0; j < settleTurns; j++) await null;
+      let queued = -1;
+      for (let j = 0; j < settleTurns && ring.queued !== queued; j++) {
+        queued = ring.queued;
+        await null;
+      }
     }
   }
 

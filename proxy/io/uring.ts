@@ -164,6 +164,11 @@ export class SubmissionRing {
     return this.#queued > 0;
   }
 
+  /** How many operations wait to be submitted. */
+  get queued(): number {
+    return this.#queued;
+  }
+
   #address(buf: Uint8Array, op: RingOp): number {
     const backing = buf.buffer;
     if (backing === op.backing) return op.base + buf.byteOffset;
