@@ -12,6 +12,7 @@
 
 const symbols = {
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  socketpair: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
   setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
   getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
   getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
@@ -58,6 +59,7 @@ const symbols = {
 
 export type LibcSymbols = Deno.DynamicLibrary<typeof symbols>["symbols"];
 
+export const AF_UNIX = 1;
 export const AF_INET = 2;
 export const SOCK_STREAM = 1;
 export const SOCK_NONBLOCK = 0x800;

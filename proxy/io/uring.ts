@@ -10,11 +10,22 @@
  * never hands work to a kernel thread and never queues task work, which is what made a
  * completion-driven io_uring interrupt the proxy's thread (see docs/proxy.md). A would-block
  * answer comes back as `-EAGAIN`, like the direct call's, and the socket waits for its next
- * epoll edge. Buffers are passed by address, so each one must stay alive and untouched until
- * its completion has been reaped; the reactor's callers await their reads and writes, which
- * holds them.
+ * epoll edge. A kernel where that does not hold (an old one that arms a poll anyway) is
+ * detected when the ring is opened, and the ring refused. Buffers are passed by address, so
+ * each one must stay untouched until its completion has been reaped (the reactor's callers
+ * await their reads and writes) and alive (the ring keeps a reference).
  */
-import { EINTR, type Libc, SYS_io_uring_enter, SYS_io_uring_setup } from "./libc.ts";
+import {
+  AF_UNIX,
+  EAGAIN,
+  EINTR,
+  type Libc,
+  SOCK_CLOEXEC,
+  SOCK_NONBLOCK,
+  SOCK_STREAM,
+  SYS_io_uring_enter,
+  SYS_io_uring_setup,
+} from "./libc.ts";
 
 const IORING_SETUP_CQSIZE = 1 << 3;
 const IORING_SETUP_SUBMIT_ALL = 1 << 7;
@@ -72,6 +83,12 @@ export class SubmissionRing {
    * reference, and the kernel must not write into memory the collector freed.
    */
   readonly #buffers: (Uint8Array | undefined)[];
+  /**
+   * The sequence number each slot's operation was queued with, also in its user data: a late
+   * completion whose slot was reused meanwhile is recognised and dropped.
+   */
+  readonly #sequences: Uint32Array;
+  #sequence = 0;
   /** Entries written since the last submit. */
   #queued = 0;
   /** Completions that did not arrive in the call that submitted them (should stay 0). */
@@ -110,6 +127,7 @@ export class SubmissionRing {
     this.#cqes = cqOff[5] / 4;
     this.#ops = new Array(sqEntries).fill(undefined);
     this.#buffers = new Array(sqEntries).fill(undefined);
+    this.#sequences = new Uint32Array(sqEntries);
   }
 
   #map(bytes: number, offset: number): ArrayBuffer {
@@ -144,13 +162,45 @@ export class SubmissionRing {
       const fd = c.sym.io_uring_setup(SYS_io_uring_setup, entries, bytes);
       if (fd < 0) continue;
       try {
-        return new SubmissionRing(c, fd, params);
+        const ring = new SubmissionRing(c, fd, params);
+        if (ring.#completesInline()) return ring;
       } catch {
-        c.sym.close(fd);
-        return null;
+        // Mapping failed: no ring.
       }
+      c.sym.close(fd);
+      return null;
     }
     return null;
+  }
+
+  /**
+   * Whether this kernel completes a ready-socket operation inside the submitting call and
+   * answers would-block at once: a recv on an empty socket must come back as -EAGAIN, then a
+   * send and a recv of the same bytes must both complete, all within their submits.
+   */
+  #completesInline(): boolean {
+    const pair = new Int32Array(2);
+    const c = this.c;
+    if (c.sym.socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) < 0) {
+      return false;
+    }
+    try {
+      const results: number[] = [];
+      const op = new RingOp((result) => results.push(result));
+      const buf = new Uint8Array(16);
+      this.recv(pair[1], buf, op);
+      this.submit();
+      if (results.length !== 1 || results[0] !== -EAGAIN) return false;
+      buf.fill(7);
+      this.send(pair[0], buf.subarray(0, 8), op);
+      this.recv(pair[1], buf.subarray(8), op);
+      this.submit();
+      return (results.length as number) === 3 && results[1] === 8 && results[2] === 8 &&
+        this.late === 0;
+    } finally {
+      c.sym.close(pair[0]);
+      c.sym.close(pair[1]);
+    }
   }
 
   /** How many more operations fit before the next submit. */
@@ -218,8 +268,10 @@ export class SubmissionRing {
     w[at + 5] = Math.floor(address / 4294967296);
     w[at + 6] = buf.length;
     w[at + 7] = msgFlags;
+    const sequence = this.#sequence = (this.#sequence + 1) >>> 0;
+    this.#sequences[slot] = sequence;
     w[at + 8] = slot;
-    w[at + 9] = 0;
+    w[at + 9] = sequence;
     w[at + 10] = 0;
     w[at + 11] = 0;
     w[at + 12] = 0;
@@ -241,23 +293,21 @@ export class SubmissionRing {
     const queued = this.#queued;
     if (queued > 0) {
       const sq = this.#sq;
-      sq[this.#sqTail] = (sq[this.#sqTail] + queued) >>> 0;
+      const tail = sq[this.#sqTail] = (sq[this.#sqTail] + queued) >>> 0;
       this.#queued = 0;
-      let submitted = this.c.sym.io_uring_enter(
-        SYS_io_uring_enter,
-        this.#fd,
-        queued,
-        0,
-        0,
-        null,
-        0n,
-      );
-      while (submitted < 0 && this.c.errno() === EINTR) {
-        submitted = this.c.sym.io_uring_enter(SYS_io_uring_enter, this.#fd, queued, 0, 0, null, 0n);
+      // Everything the kernel has not consumed, in case an earlier call stopped short.
+      const unconsumed = (tail - sq[this.#sqHead]) >>> 0;
+      let submitted = this.#enter(unconsumed);
+      for (let i = 0; submitted < 0 && this.c.errno() === EINTR && i < 100; i++) {
+        submitted = this.#enter(unconsumed);
       }
       if (submitted < 0) throw new Error(`io_uring_enter: errno ${this.c.errno()}`);
     }
     return this.#reap(queued);
+  }
+
+  #enter(count: number): number {
+    return this.c.sym.io_uring_enter(SYS_io_uring_enter, this.#fd, count, 0, 0, null, 0n);
   }
 
   #reap(expected: number): number {
@@ -272,10 +322,11 @@ export class SubmissionRing {
       const slot = cq[at];
       const result = cq[at + 2];
       head = (head + 1) | 0;
+      n++;
+      if (this.#sequences[slot] !== cq[at + 1] >>> 0) continue;
       const op = this.#ops[slot];
       this.#ops[slot] = undefined;
       this.#buffers[slot] = undefined;
-      n++;
       if (op) op.complete(result);
     }
     cq[this.#cqHead] = head;
