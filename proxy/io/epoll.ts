@@ -13,6 +13,10 @@
  * A short read clears `readable` (the kernel buffer was emptied, so new bytes make a new edge)
  * unless the peer already hung up, whose edge will not come again (nginx does the same).
  *
+ * In `uring` mode (a reactor with a {@linkcode SubmissionRing}) the hints and the loop are the
+ * same, but a read or write whose hint says ready is queued in the ring instead of called, and
+ * each round's queue is submitted with one system call (io/uring.ts says why and how).
+ *
  * Only IPv4 literals are handled here; other addresses (names, IPv6) go to Deno's sockets,
  * which the proxy mixes freely since both are {@linkcode StreamConn}s.
  */
@@ -290,7 +294,8 @@ class Reactor {
           for (const p of posted) p.onPosted();
           posted.length = 0;
           this.#spare = posted;
-          for (let i = 0; i < settleTurns; i++) await null;
+          // In uring mode the posted sockets only queued their operations: the drain runs them.
+          if (!ring) { for (let i = 0; i < settleTurns; i++) await null; }
         }
         if (ring?.pending) await this.#drain(ring);
         if (roundStart - lastTurn >= turnEveryMs) {
