@@ -83,8 +83,9 @@ export const proxyTuningSchema = z.object({
   /**
    * Socket backend of the data plane: "deno" (Deno's sockets, everywhere; the cheaper one on a
    * lightly loaded node), "epoll" (Linux x86_64/aarch64 with the FFI permission; faster at every
-   * load and cheaper per request from a few concurrent requests up, see docs/proxy.md), or
-   * "auto": epoll where it loads, Deno's sockets elsewhere.
+   * load and cheaper per request from a few concurrent requests up, see docs/proxy.md), "uring"
+   * (epoll with its reads and writes batched through an io_uring; needs a kernel that grants
+   * one), or "auto": the first of uring, epoll and Deno's sockets that loads.
    */
   network: z.enum(["auto", "deno", "epoll", "uring"]).default("deno"),
 }).strict();

@@ -394,9 +394,10 @@ class EpollConn implements StreamConn, Pollable {
   #pendingRead: PendingRead | null = null;
   #pendingWrite: PendingWrite | null = null;
   #remote: Deno.NetAddr | null = null;
-  /** `uring` mode: whether the pending read (write) sits in the ring, awaiting its result. */
-  #recvQueued = false;
-  #sendQueued = false;
+  /**
+   * `uring` mode: the ring slot of the last queued recv (send); the ring tells whether it still
+   * holds the operation there ({@linkcode SubmissionRing.holds}).
+   */
   #recvSlot = 0;
   #sendSlot = 0;
   readonly #recvOp = new RingOp((result) => this.#recvDone(result));
@@ -547,25 +548,18 @@ class EpollConn implements StreamConn, Pollable {
     this.onPosted();
   }
 
-  // The flag is set first: a queue outside a round submits at once, and the completion, which
-  // clears it, runs before queue() returns.
   #queueRecv(buf: Uint8Array): void {
-    this.#recvQueued = true;
     const slot = this.r.queue(this, this.fd, buf, this.#recvOp, false);
-    if (slot < 0) this.#recvQueued = false;
-    else this.#recvSlot = slot;
+    if (slot >= 0) this.#recvSlot = slot;
   }
 
   #queueSend(buf: Uint8Array): void {
-    this.#sendQueued = true;
     const slot = this.r.queue(this, this.fd, buf, this.#sendOp, true);
-    if (slot < 0) this.#sendQueued = false;
-    else this.#sendSlot = slot;
+    if (slot >= 0) this.#sendSlot = slot;
   }
 
   /** `uring` mode: the result of the queued recv (a count, 0 at end of stream, -errno). */
   #recvDone(result: number): void {
-    this.#recvQueued = false;
     const p = this.#pendingRead;
     if (p === null || this.#closed) return;
     if (result > 0) {
@@ -588,7 +582,6 @@ class EpollConn implements StreamConn, Pollable {
 
   /** `uring` mode: the result of the queued send. */
   #sendDone(result: number): void {
-    this.#sendQueued = false;
     const p = this.#pendingWrite;
     if (p === null || this.#closed) return;
     if (result > 0) {
@@ -607,11 +600,12 @@ class EpollConn implements StreamConn, Pollable {
 
   /** Completes the pending read and write whose readiness hints say they can progress. */
   onPosted(): void {
-    if (this.r.ring) {
-      if (this.#readable && this.#pendingRead && !this.#recvQueued) {
+    const ring = this.r.ring;
+    if (ring) {
+      if (this.#readable && this.#pendingRead && !ring.holds(this.#recvSlot, this.#recvOp)) {
         this.#queueRecv(this.#pendingRead.buf);
       }
-      if (this.#writable && this.#pendingWrite && !this.#sendQueued) {
+      if (this.#writable && this.#pendingWrite && !ring.holds(this.#sendSlot, this.#sendOp)) {
         this.#queueSend(this.#pendingWrite.buf);
       }
       return;
@@ -660,10 +654,13 @@ class EpollConn implements StreamConn, Pollable {
     if (this.#closed) throw closedError();
     this.#closed = true;
     this.r.remove(this.fd);
-    // An operation still queued would run on this fd number, maybe reused by then: withdraw it.
-    if (this.#recvQueued) this.r.ring!.withdraw(this.#recvSlot, this.#recvOp);
-    if (this.#sendQueued) this.r.ring!.withdraw(this.#sendSlot, this.#sendOp);
-    this.#recvQueued = this.#sendQueued = false;
+    // An operation still queued would run on this fd number, maybe reused by then: withdraw it
+    // (a no-op when the ring no longer holds it).
+    const ring = this.r.ring;
+    if (ring) {
+      ring.withdraw(this.#recvSlot, this.#recvOp);
+      ring.withdraw(this.#sendSlot, this.#sendOp);
+    }
     this.c.sym.close(this.fd);
     const r = this.#pendingRead, w = this.#pendingWrite;
     this.#pendingRead = this.#pendingWrite = null;

@@ -242,6 +242,11 @@ export class SubmissionRing {
     return this.#queue(IORING_OP_SEND, fd, buf, MSG_DONTWAIT | MSG_NOSIGNAL, op);
   }
 
+  /** Whether `op` sits in `slot`, queued or submitted, its completion not yet handed out. */
+  holds(slot: number, op: RingOp): boolean {
+    return this.#ops[slot] === op;
+  }
+
   /**
    * Turns `op`, queued in `slot` and not yet submitted, into a no-op: its socket is being
    * closed, and its fd number may be reused before the submit. Its completion is ignored.
