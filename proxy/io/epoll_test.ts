@@ -8,7 +8,7 @@
  * so a socket left open (or the poller's pending `epoll_wait`) fails the test instead of
  * leaking into the next one. Skipped where the backend cannot load (no FFI, not Linux).
  */
-import { createEpollNetwork, lateRingCompletions } from "./epoll.ts";
+import { createEpollNetwork, lateRingCompletions, ringIdleWaits } from "./epoll.ts";
 import { AF_INET, loadLibc, SOCK_CLOEXEC, SOCK_STREAM, writeSockaddrIn } from "./libc.ts";
 import { denoNetwork, type Network, type StreamConn, type StreamListener } from "./net.ts";
 import {
@@ -264,6 +264,18 @@ epollTest("connect and echo in both directions", async (opened) => {
   assertEquals(empty, 0, "an empty read answers 0, not end of stream");
   assertEquals(await client.write(new Uint8Array(0)), 0);
 });
+
+epollTest("an idle uring loop is woken through the ring, with no worker thread", async (o) => {
+  const { client, server } = await epollPair(o);
+  const before = ringIdleWaits();
+  // The loop goes idle while the reply is held back; the write then has to wake it.
+  const reply = new Promise<void>((resolve, reject) =>
+    setTimeout(() => writeAll(server, encoder.encode("late")).then(resolve, reject), 30)
+  );
+  assertEquals(await readText(client, 4), "late");
+  await reply;
+  assert(ringIdleWaits() > before, "the idle wait went through the ring's watch");
+}, ["uring"]);
 
 epollTest("16 MiB each way at once arrives byte-exact (partial writes, EPOLLOUT)", async (o) => {
   const { client, server } = await epollPair(o);

@@ -36,6 +36,11 @@ const IORING_OFF_SQ_RING = 0;
 const IORING_OFF_CQ_RING = 0x8000000;
 const IORING_OFF_SQES = 0x10000000;
 const IORING_OP_NOP = 0;
+const IORING_OP_POLL_ADD = 6;
+const IOSQE_IO_LINK = 1 << 2;
+const POLLIN = 0x1;
+/** Marks a watch's entries in their user data: they complete later, by design. */
+const watchMark = 0x80000000;
 const IORING_OP_SEND = 26;
 const IORING_OP_RECV = 27;
 const PROT_READ_WRITE = 3;
@@ -258,11 +263,43 @@ export class SubmissionRing {
     this.#buffers[slot] = undefined;
   }
 
+  /**
+   * Arms a one-shot watch: once `pollFd` (the epoll set) is readable, the kernel sends `byte`
+   * on `signalFd` (the caller keeps `byte` alive), a socket whose peer the runtime's own event
+   * loop polls. The poll completes in task work on this thread: when the thread sleeps in the
+   * runtime's wait, the kernel wakes it for that, and the send then wakes the runtime; no
+   * other thread is involved. Submitted at once, with whatever else was queued; the watch's
+   * completions are not handed out.
+   */
+  watch(pollFd: number, signalFd: number, byte: Uint8Array): void {
+    const w = this.#sqes;
+    let at = this.#entry(IORING_OP_POLL_ADD, pollFd, 0, 0, POLLIN) * 16;
+    w[at] |= IOSQE_IO_LINK << 8;
+    w[at + 8] |= watchMark;
+    const address = this.#address(byte, this.#watchOp);
+    at = this.#entry(IORING_OP_SEND, signalFd, address, 1, MSG_DONTWAIT | MSG_NOSIGNAL) * 16;
+    w[at + 8] |= watchMark;
+    this.#watchQueued += 2;
+    this.submit();
+  }
+
+  /** Caches the watch byte's address. */
+  readonly #watchOp = new RingOp(() => {});
+  /** Watch entries among those queued: they are not expected to complete in the submit. */
+  #watchQueued = 0;
+
   #queue(opcode: number, fd: number, buf: Uint8Array, msgFlags: number, op: RingOp): number {
+    const slot = this.#entry(opcode, fd, this.#address(buf, op), buf.length, msgFlags);
+    this.#ops[slot] = op;
+    this.#buffers[slot] = buf;
+    return slot;
+  }
+
+  /** Writes the next submission entry; answers its slot. */
+  #entry(opcode: number, fd: number, address: number, length: number, opFlags: number): number {
     const sq = this.#sq;
     const tail = sq[this.#sqTail] + this.#queued;
     const slot = tail & this.#sqMask;
-    const address = this.#address(buf, op);
     const w = this.#sqes;
     const at = slot * 16;
     w[at] = opcode;
@@ -271,8 +308,8 @@ export class SubmissionRing {
     w[at + 3] = 0;
     w[at + 4] = address >>> 0;
     w[at + 5] = Math.floor(address / 4294967296);
-    w[at + 6] = buf.length;
-    w[at + 7] = msgFlags;
+    w[at + 6] = length;
+    w[at + 7] = opFlags;
     const sequence = this.#sequence = (this.#sequence + 1) >>> 0;
     this.#sequences[slot] = sequence;
     w[at + 8] = slot;
@@ -283,8 +320,6 @@ export class SubmissionRing {
     w[at + 13] = 0;
     w[at + 14] = 0;
     w[at + 15] = 0;
-    this.#ops[slot] = op;
-    this.#buffers[slot] = buf;
     this.#queued++;
     return slot;
   }
@@ -296,6 +331,8 @@ export class SubmissionRing {
    */
   submit(): number {
     const queued = this.#queued;
+    const inline = queued - this.#watchQueued;
+    this.#watchQueued = 0;
     if (queued > 0) {
       const sq = this.#sq;
       const tail = sq[this.#sqTail] = (sq[this.#sqTail] + queued) >>> 0;
@@ -308,7 +345,7 @@ export class SubmissionRing {
       }
       if (submitted < 0) throw new Error(`io_uring_enter: errno ${this.c.errno()}`);
     }
-    return this.#reap(queued);
+    return this.#reap(inline);
   }
 
   #enter(count: number): number {
@@ -327,6 +364,7 @@ export class SubmissionRing {
       const slot = cq[at];
       const result = cq[at + 2];
       head = (head + 1) | 0;
+      if (slot < 0) continue; // a watch's entry (watchMark set)
       n++;
       if (this.#sequences[slot] !== cq[at + 1] >>> 0) continue;
       const op = this.#ops[slot];

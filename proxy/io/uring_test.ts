@@ -2,11 +2,21 @@
  * @module
  * The submission ring on its own (io/uring.ts), over a local socket pair: operations complete
  * inside their submit, would-block comes back as -EAGAIN, a withdrawn operation does not run,
- * and room is counted. Skipped where the kernel grants no io_uring (or FFI is not allowed).
+ * room is counted, and a watch of an epoll set wakes the runtime. Skipped where the kernel grants no io_uring (or FFI is not allowed).
  */
-import { AF_UNIX, loadLibc, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM } from "./libc.ts";
+import {
+  AF_UNIX,
+  EPOLL_CLOEXEC,
+  EPOLL_CTL_ADD,
+  EPOLLIN,
+  loadLibc,
+  SOCK_CLOEXEC,
+  SOCK_NONBLOCK,
+  SOCK_STREAM,
+} from "./libc.ts";
+import { RingWaker } from "./ring_wake.ts";
 import { RingOp, SubmissionRing } from "./uring.ts";
-import { assertEquals } from "../../tests/support/assert.ts";
+import { assert, assertEquals } from "../../tests/support/assert.ts";
 
 const libc = loadLibc();
 const ring = libc ? SubmissionRing.open(libc, 8) : null;
@@ -75,4 +85,63 @@ ringTest("room counts queued operations until they are submitted", (r, [a]) => {
   r.submit();
   assertEquals(r.room, before);
   assertEquals(r.pending, false);
+});
+
+/** An epoll set watching the read end of a new socket pair: [epfd, write end, read end]. */
+function watchedSet(): [number, number, number] {
+  const c = libc!;
+  const pair = new Int32Array(2);
+  assertEquals(c.sym.socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair), 0);
+  const epfd = c.sym.epoll_create1(EPOLL_CLOEXEC);
+  const event = new Uint8Array(16);
+  new DataView(event.buffer).setUint32(0, EPOLLIN, true);
+  assertEquals(c.sym.epoll_ctl(epfd, EPOLL_CTL_ADD, pair[1], event), 0);
+  return [epfd, pair[0], pair[1]];
+}
+
+Deno.test({
+  name: "a watch sends its byte once the epoll set it watches becomes readable",
+  ignore,
+  async fn() {
+    const c = libc!;
+    const [epfd, watchedIn, watchedOut] = watchedSet();
+    const signal = new Int32Array(2);
+    c.sym.socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, signal);
+    const got = new Uint8Array(4);
+    try {
+      ring!.watch(epfd, signal[0], new Uint8Array([42]));
+      assertEquals(c.sym.recv(signal[1], got, 4n, 0), -1, "nothing sent while the set is empty");
+      assertEquals(c.sym.send(watchedIn, encoder.encode("x"), 1n, 0), 1);
+      // The watch completes in task work on this thread: poll for the byte with a deadline.
+      let n = -1;
+      for (const until = Date.now() + 3000; n < 0 && Date.now() < until;) {
+        n = c.sym.recv(signal[1], got, 4n, 0);
+        if (n < 0) await new Promise((r) => setTimeout(r, 1));
+      }
+      assertEquals(n, 1, "one byte once the set became readable");
+      assertEquals(got[0], 42);
+      assertEquals(ring!.late, 0, "the watch's completions are not counted as late");
+    } finally {
+      for (const fd of [epfd, watchedIn, watchedOut, signal[0], signal[1]]) c.sym.close(fd);
+    }
+  },
+});
+
+Deno.test({
+  name: "the ring waker resolves when the epoll set gets an event",
+  ignore,
+  async fn() {
+    const c = libc!;
+    const waker = await RingWaker.open(ring!, c);
+    assert(waker !== null, "a waker opens where a ring does");
+    const [epfd, watchedIn, watchedOut] = watchedSet();
+    try {
+      const woke = waker.wait(epfd);
+      setTimeout(() => c.sym.send(watchedIn, encoder.encode("x"), 1n, 0), 20);
+      assertEquals(await woke, true);
+    } finally {
+      waker.close();
+      for (const fd of [epfd, watchedIn, watchedOut]) c.sym.close(fd);
+    }
+  },
 });
