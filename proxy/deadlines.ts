@@ -1,10 +1,12 @@
 /**
  * @module
  * Request deadlines without a timer per request. Every connection registers once; a request
- * sets its connection's `deadline` and calls {@linkcode DeadlineTicker.arm}. One coarse timer
- * scans the registered connections every `granularityMs` while any deadline is set. Arming
- * and clearing a runtime timer per request cost more than parsing the request head (measured
- * on bench/http_proxy.ts); a timeout fires at most `granularityMs` late.
+ * sets its connection's `deadline` and calls {@linkcode DeadlineTicker.arm} with it. One
+ * runtime timer, due at the earliest deadline it was armed for (at least `granularityMs` away),
+ * scans the registered connections. Arming and clearing a runtime timer per request cost more
+ * than parsing the request head (measured on bench/http_proxy.ts). A request that finishes in
+ * time costs no wake-up: the timer is due at its deadline, long after it finished (a scan every
+ * `granularityMs` while deadlines were set woke an idle-ish node about once per request).
  */
 import type { Clock, TimerId } from "../lib/mod.ts";
 
@@ -18,6 +20,8 @@ export interface Expiring {
 export class DeadlineTicker {
   readonly #tracked = new Set<Expiring>();
   #timer: TimerId | undefined;
+  /** When the armed timer is due (monotonic ms). */
+  #due = 0;
   #closed = false;
 
   constructor(readonly clock: Clock, readonly granularityMs = 10) {}
@@ -31,26 +35,34 @@ export class DeadlineTicker {
     this.#tracked.delete(item);
   }
 
-  /** Makes sure the scan runs; call after setting a deadline. */
-  arm(): void {
-    if (this.#timer === undefined && !this.#closed) {
-      this.#timer = this.clock.setTimeout(this.#tick, this.granularityMs);
+  /**
+   * Makes sure a scan runs by `deadline` (monotonic ms), give or take `granularityMs`; call
+   * after setting an item's deadline. Usually nothing to do: the timer is already due earlier.
+   */
+  arm(deadline: number): void {
+    if (this.#closed || (this.#timer !== undefined && this.#due <= deadline + this.granularityMs)) {
+      return;
     }
+    if (this.#timer !== undefined) this.clock.clearTimeout(this.#timer);
+    const now = this.clock.now();
+    const delay = Math.max(this.granularityMs, deadline - now);
+    this.#due = now + delay;
+    this.#timer = this.clock.setTimeout(this.#tick, delay);
   }
 
   #tick = (): void => {
     this.#timer = undefined;
     const now = this.clock.now();
-    let pending = false;
+    let next = Infinity;
     for (const item of this.#tracked) {
       const deadline = item.deadline;
       if (deadline === 0) continue;
       if (deadline <= now) {
         item.deadline = 0;
         item.expire();
-      } else pending = true;
+      } else if (deadline < next) next = deadline;
     }
-    if (pending) this.arm();
+    if (next !== Infinity) this.arm(next);
   };
 
   /** Stops the timer; pending deadlines never fire. */

@@ -581,7 +581,7 @@ class Http1Session implements Expiring {
     let headBytes = this.#buildRequestHead(req, path, authority, endpoint, cluster);
     if (timeoutMs > 0) {
       this.deadline = this.routeDeadline = start + timeoutMs;
-      ctx.deadlines.arm();
+      ctx.deadlines.arm(this.deadline);
     }
     // WebSocket and other upgrades: one try on a connection of their own, never mirrored.
     if (req.upgrade !== "") {
@@ -630,7 +630,7 @@ class Http1Session implements Expiring {
     const ctx = this.ctx;
     if (timeoutMs > 0) {
       this.deadline = this.routeDeadline = start + timeoutMs;
-      ctx.deadlines.arm();
+      ctx.deadlines.arm(this.deadline);
     }
     this.pending = waiter;
     const granted = await waiter.granted;
@@ -889,7 +889,7 @@ class Http1Session implements Expiring {
           tryStarted = ctx.clock.now();
           this.tryTimedOut = false;
           this.deadline = tryDeadline(this.routeDeadline, tryStarted, perTryMs);
-          ctx.deadlines.arm();
+          ctx.deadlines.arm(this.deadline);
         }
         // How this try failed, when it did: a failure to report, and its retry condition.
         let failure: UpstreamFailure | null = null;

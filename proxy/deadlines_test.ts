@@ -1,0 +1,107 @@
+/**
+ * @module
+ * The deadline ticker under a fake clock: deadlines fire on time (at most one granularity
+ * late), an earlier deadline moves the timer forward, and requests that finish in time cost
+ * no timer firing.
+ */
+import { FakeClock } from "../lib/mod.ts";
+import { DeadlineTicker, type Expiring } from "./deadlines.ts";
+import { assertEquals } from "../tests/support/assert.ts";
+
+class Item implements Expiring {
+  deadline = 0;
+  expiredAt: number[] = [];
+  constructor(readonly clock: FakeClock) {}
+  expire(): void {
+    this.expiredAt.push(this.clock.now());
+  }
+}
+
+/** A clock whose timer firings are counted. */
+function countingClock(): { clock: FakeClock; fired: () => number } {
+  const clock = new FakeClock();
+  let fired = 0;
+  const setTimeout = clock.setTimeout.bind(clock);
+  clock.setTimeout = (fn, ms) =>
+    setTimeout(() => {
+      fired++;
+      fn();
+    }, ms);
+  return { clock, fired: () => fired };
+}
+
+Deno.test("a deadline fires when due, once", () => {
+  const { clock } = countingClock();
+  const ticker = new DeadlineTicker(clock, 10);
+  const item = new Item(clock);
+  ticker.track(item);
+  item.deadline = 250;
+  ticker.arm(item.deadline);
+  clock.advance(249);
+  assertEquals(item.expiredAt, []);
+  clock.advance(1000);
+  assertEquals(item.expiredAt, [250]);
+  assertEquals(clock.pending, 0, "no timer left once nothing is pending");
+});
+
+Deno.test("an earlier deadline moves the timer forward; a later one waits its turn", () => {
+  const { clock } = countingClock();
+  const ticker = new DeadlineTicker(clock, 10);
+  const slow = new Item(clock);
+  const fast = new Item(clock);
+  ticker.track(slow);
+  ticker.track(fast);
+  slow.deadline = 15_000;
+  ticker.arm(slow.deadline);
+  fast.deadline = 100;
+  ticker.arm(fast.deadline);
+  clock.advance(100);
+  assertEquals(fast.expiredAt, [100]);
+  assertEquals(slow.expiredAt, []);
+  clock.advance(20_000);
+  assertEquals(slow.expiredAt, [15_000]);
+});
+
+Deno.test("requests that finish in time cost no timer firing each", () => {
+  const { clock, fired } = countingClock();
+  const ticker = new DeadlineTicker(clock, 10);
+  const item = new Item(clock);
+  ticker.track(item);
+  // 1000 requests, one every 5 ms, each done in 1 ms with a 15 s timeout.
+  for (let i = 0; i < 1000; i++) {
+    item.deadline = clock.now() + 15_000;
+    ticker.arm(item.deadline);
+    clock.advance(1);
+    item.deadline = 0;
+    clock.advance(4);
+  }
+  assertEquals(item.expiredAt, []);
+  assertEquals(fired(), 0, "the timer is due at the first deadline, after the last request");
+  clock.advance(15_000);
+  assertEquals(fired(), 1);
+  assertEquals(clock.pending, 0);
+});
+
+Deno.test("a deadline closer than the granularity fires at most one granularity late", () => {
+  const { clock } = countingClock();
+  const ticker = new DeadlineTicker(clock, 10);
+  const item = new Item(clock);
+  ticker.track(item);
+  item.deadline = 3;
+  ticker.arm(item.deadline);
+  clock.advance(10);
+  assertEquals(item.expiredAt, [10]);
+});
+
+Deno.test("close stops the timer: pending deadlines never fire", () => {
+  const { clock } = countingClock();
+  const ticker = new DeadlineTicker(clock, 10);
+  const item = new Item(clock);
+  ticker.track(item);
+  item.deadline = 50;
+  ticker.arm(item.deadline);
+  ticker.close();
+  clock.advance(100);
+  assertEquals(item.expiredAt, []);
+  assertEquals(clock.pending, 0);
+});
