@@ -10,9 +10,9 @@
  * rounds (default 10, in two wrk runs so that connection closes are part of it);
  * `--alternatives` adds the design not chosen (Deno.serve downstream with the same pooled
  * upstream client) as a fourth target. Durations are whole seconds (wrk's unit).
- * Weft runs once per socket backend (`proxy.network`: "deno", the default; "epoll", which
- * "auto" picks on Linux; and "uring", epoll with its reads and writes batched through an
- * io_uring, where the kernel allows one). A last table gives the CPU per request at light load
+ * Weft runs once per socket backend (`proxy.network`: "deno", Deno's sockets; "epoll"; and
+ * "uring", epoll with its reads, writes and idle waits going through an io_uring, which the
+ * default "auto" picks where the kernel allows one). A last table gives the CPU per request at light load
  * (one request every 5 ms), where wake-ups rather than requests cost.
  * Internal: `--serve-weft PORT` / `--serve-weft-epoll PORT` / `--serve-weft-uring PORT` /
  * `--serve-alternative PORT` run the proxy processes.

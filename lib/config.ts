@@ -81,13 +81,14 @@ export const proxyTuningSchema = z.object({
   /** Time given to requests in flight when the node stops. */
   drainTimeoutMs: z.number().int().min(0).default(5000),
   /**
-   * Socket backend of the data plane: "deno" (Deno's sockets, everywhere; the cheaper one on a
-   * lightly loaded node), "epoll" (Linux x86_64/aarch64 with the FFI permission; faster at every
-   * load and cheaper per request from a few concurrent requests up, see docs/proxy.md), "uring"
-   * (epoll with its reads and writes batched through an io_uring; needs a kernel that grants
-   * one), or "auto": the first of uring, epoll and Deno's sockets that loads.
+   * Socket backend of the data plane: "deno" (Deno's sockets, everywhere), "epoll" (Linux
+   * x86_64/aarch64 with the FFI permission; faster under load, but its idle wait costs a
+   * worker-thread hand-off, so it is the dearer one at light load), "uring" (epoll with reads,
+   * writes and the idle wait going through an io_uring; the fastest under load and as cheap as
+   * Deno's sockets at light load; needs a kernel that grants one), or "auto" (the default):
+   * uring where it loads, else Deno's sockets. See docs/proxy.md.
    */
-  network: z.enum(["auto", "deno", "epoll", "uring"]).default("deno"),
+  network: z.enum(["auto", "deno", "epoll", "uring"]).default("auto"),
 }).strict();
 export type ProxyTuning = z.infer<typeof proxyTuningSchema>;
 

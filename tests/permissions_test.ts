@@ -38,11 +38,11 @@ for (const network of ["deno", "epoll", "uring"] as const) {
   });
 }
 
-Deno.test("an agent's proxy runs on Deno's sockets by default", () =>
-  agentWithTaskPermissions(undefined, "deno"));
+Deno.test("an agent's proxy runs on uring by default where the ring loads, else Deno's", () =>
+  agentWithTaskPermissions(undefined, uringLoads ? "uring" : "deno"));
 
-Deno.test("proxy.network auto runs the proxy on uring, else epoll, else Deno's sockets", () =>
-  agentWithTaskPermissions("auto", uringLoads ? "uring" : epollLoads ? "epoll" : "deno"));
+Deno.test("proxy.network auto runs the proxy on uring, else on Deno's sockets", () =>
+  agentWithTaskPermissions("auto", uringLoads ? "uring" : "deno"));
 
 async function agentWithTaskPermissions(
   setting: "auto" | "deno" | "epoll" | "uring" | undefined,

@@ -15,7 +15,9 @@
  *
  * In `uring` mode (a reactor with a {@linkcode SubmissionRing}) the hints and the loop are the
  * same, but a read or write whose hint says ready is queued in the ring instead of called, and
- * each round's queue is submitted with one system call (io/uring.ts says why and how).
+ * each round's queue is submitted with one system call (io/uring.ts says why and how). Its idle
+ * wait is the ring's too: a watch of the epoll set wakes the JS thread's runtime directly, with
+ * no worker thread in between (io/ring_wake.ts).
  *
  * Only IPv4 literals are handled here; other addresses (names, IPv6) go to Deno's sockets,
  * which the proxy mixes freely since both are {@linkcode StreamConn}s.
@@ -274,7 +276,8 @@ class Reactor {
    * Waits for events and hands them out until no socket is registered. While events keep
    * coming, the set is polled synchronously (one syscall) after the handlers' promise chains
    * ran; after a short wait it is also retried for `spinMs` before giving up. An empty poll
-   * then moves the wait to a runtime worker thread, leaving the JS thread free
+   * then moves the wait to a runtime worker thread (in `uring` mode: to the ring's watch, see
+   * io/ring_wake.ts), leaving the JS thread free
    * (its runtime serves its own sockets and timers meanwhile, and an idle node costs no CPU).
    * When busy, the runtime still gets a turn (a call made on a worker thread, during which it
    * parks and polls its own sockets and timers) at least every `turnEveryMs`.
@@ -922,18 +925,19 @@ export const uringUnavailable =
   "the uring backend needs Linux on x86_64 or aarch64, the FFI permission (--allow-ffi) and a kernel that allows io_uring (5.19 or later, kernel.io_uring_disabled=0)";
 
 /**
- * The network for a `proxy.network` setting: "auto" is the fastest that loads here (uring,
- * then epoll, then Deno's sockets); "epoll" and "uring" throw where they cannot load.
+ * The network for a `proxy.network` setting. "auto" is uring where it loads, else Deno's
+ * sockets: plain epoll is skipped because its idle wait (on a worker thread) makes it the
+ * dearest backend at light load. "epoll" and "uring" throw where they cannot load.
  */
 export function selectNetwork(choice: "auto" | "deno" | "epoll" | "uring"): Network {
   if (choice === "deno") return denoNetwork;
-  if (choice !== "epoll") {
-    const uring = createEpollNetwork("uring");
-    if (uring) return uring;
-    if (choice === "uring") throw new Error(uringUnavailable);
+  if (choice === "epoll") {
+    const epoll = createEpollNetwork();
+    if (epoll) return epoll;
+    throw new Error(epollUnavailable);
   }
-  const epoll = createEpollNetwork();
-  if (epoll) return epoll;
-  if (choice === "auto") return denoNetwork;
-  throw new Error(epollUnavailable);
+  const uring = createEpollNetwork("uring");
+  if (uring) return uring;
+  if (choice === "uring") throw new Error(uringUnavailable);
+  return denoNetwork;
 }
