@@ -17,8 +17,11 @@ class Item implements Expiring {
   }
 }
 
-/** A clock whose timer firings are counted. */
-function countingClock(): { clock: FakeClock; fired: () => number } {
+/**
+ * A ticker (10 ms granularity) on a fake clock whose timer firings are counted, tracking one
+ * item; `deadline`, when given, is set on the item and armed.
+ */
+function setup(deadline = 0) {
   const clock = new FakeClock();
   let fired = 0;
   const setTimeout = clock.setTimeout.bind(clock);
@@ -27,16 +30,18 @@ function countingClock(): { clock: FakeClock; fired: () => number } {
       fired++;
       fn();
     }, ms);
-  return { clock, fired: () => fired };
-}
-
-Deno.test("a deadline fires when due, once", () => {
-  const { clock } = countingClock();
   const ticker = new DeadlineTicker(clock, 10);
   const item = new Item(clock);
   ticker.track(item);
-  item.deadline = 250;
-  ticker.arm(item.deadline);
+  if (deadline > 0) {
+    item.deadline = deadline;
+    ticker.arm(deadline);
+  }
+  return { clock, ticker, item, fired: () => fired };
+}
+
+Deno.test("a deadline fires when due, once", () => {
+  const { clock, item } = setup(250);
   clock.advance(249);
   assertEquals(item.expiredAt, []);
   clock.advance(1000);
@@ -45,14 +50,9 @@ Deno.test("a deadline fires when due, once", () => {
 });
 
 Deno.test("an earlier deadline moves the timer forward; a later one waits its turn", () => {
-  const { clock } = countingClock();
-  const ticker = new DeadlineTicker(clock, 10);
-  const slow = new Item(clock);
+  const { clock, ticker, item: slow } = setup(15_000);
   const fast = new Item(clock);
-  ticker.track(slow);
   ticker.track(fast);
-  slow.deadline = 15_000;
-  ticker.arm(slow.deadline);
   fast.deadline = 100;
   ticker.arm(fast.deadline);
   clock.advance(100);
@@ -63,10 +63,7 @@ Deno.test("an earlier deadline moves the timer forward; a later one waits its tu
 });
 
 Deno.test("requests that finish in time cost no timer firing each", () => {
-  const { clock, fired } = countingClock();
-  const ticker = new DeadlineTicker(clock, 10);
-  const item = new Item(clock);
-  ticker.track(item);
+  const { clock, ticker, item, fired } = setup();
   // 1000 requests, one every 5 ms, each done in 1 ms with a 15 s timeout.
   for (let i = 0; i < 1000; i++) {
     item.deadline = clock.now() + 15_000;
@@ -83,23 +80,13 @@ Deno.test("requests that finish in time cost no timer firing each", () => {
 });
 
 Deno.test("a deadline closer than the granularity fires at most one granularity late", () => {
-  const { clock } = countingClock();
-  const ticker = new DeadlineTicker(clock, 10);
-  const item = new Item(clock);
-  ticker.track(item);
-  item.deadline = 3;
-  ticker.arm(item.deadline);
+  const { clock, item } = setup(3);
   clock.advance(10);
   assertEquals(item.expiredAt, [10]);
 });
 
 Deno.test("close stops the timer: pending deadlines never fire", () => {
-  const { clock } = countingClock();
-  const ticker = new DeadlineTicker(clock, 10);
-  const item = new Item(clock);
-  ticker.track(item);
-  item.deadline = 50;
-  ticker.arm(item.deadline);
+  const { clock, ticker, item } = setup(50);
   ticker.close();
   clock.advance(100);
   assertEquals(item.expiredAt, []);
