@@ -90,10 +90,12 @@ export class RingWaker {
   async wait(epfd: number): Promise<boolean> {
     this.ring.watch(epfd, this.fd, this.#byte);
     try {
-      return (await this.conn.read(this.#sink)) !== null;
+      if ((await this.conn.read(this.#sink)) !== null) return true;
     } catch {
-      return false;
+      // The connection failed: the watch may still be armed.
     }
+    this.ring.cancelWatch();
+    return false;
   }
 
   close(): void {

@@ -37,6 +37,7 @@ const IORING_OFF_CQ_RING = 0x8000000;
 const IORING_OFF_SQES = 0x10000000;
 const IORING_OP_NOP = 0;
 const IORING_OP_POLL_ADD = 6;
+const IORING_OP_ASYNC_CANCEL = 14;
 const IOSQE_IO_LINK = 1 << 2;
 const POLLIN = 0x1;
 /** Marks a watch's entries in their user data: they complete later, by design. */
@@ -276,6 +277,8 @@ export class SubmissionRing {
     let at = this.#entry(IORING_OP_POLL_ADD, pollFd, 0, 0, POLLIN) * 16;
     w[at] |= IOSQE_IO_LINK << 8;
     w[at + 8] |= watchMark;
+    this.#watchPoll[0] = w[at + 8];
+    this.#watchPoll[1] = w[at + 9];
     const address = this.#address(byte, this.#watchOp);
     at = this.#entry(IORING_OP_SEND, signalFd, address, 1, MSG_DONTWAIT | MSG_NOSIGNAL) * 16;
     w[at + 8] |= watchMark;
@@ -283,6 +286,22 @@ export class SubmissionRing {
     this.submit();
   }
 
+  /**
+   * Cancels the last watch if it is still armed, and with it its send: needed before its
+   * signal socket is closed, whose descriptor could otherwise be reused and get the byte.
+   */
+  cancelWatch(): void {
+    const at = this.#entry(IORING_OP_ASYNC_CANCEL, -1, 0, 0, 0) * 16;
+    const w = this.#sqes;
+    w[at + 4] = this.#watchPoll[0];
+    w[at + 5] = this.#watchPoll[1];
+    w[at + 8] |= watchMark;
+    this.#watchQueued++;
+    this.submit();
+  }
+
+  /** The user data of the last watch's poll, to cancel it by. */
+  readonly #watchPoll = new Uint32Array(2);
   /** Caches the watch byte's address. */
   readonly #watchOp = new RingOp(() => {});
   /** Watch entries among those queued: they are not expected to complete in the submit. */

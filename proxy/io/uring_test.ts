@@ -145,3 +145,28 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "a cancelled watch sends nothing when the set becomes readable",
+  ignore,
+  async fn() {
+    const c = libc!;
+    const [epfd, watchedIn, watchedOut] = watchedSet();
+    const signal = new Int32Array(2);
+    c.sym.socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, signal);
+    const got = new Uint8Array(4);
+    try {
+      ring!.watch(epfd, signal[0], new Uint8Array([42]));
+      ring!.cancelWatch();
+      assertEquals(c.sym.send(watchedIn, encoder.encode("x"), 1n, 0), 1);
+      // Give task work many chances to run (each timer wait enters and leaves the kernel).
+      for (let i = 0; i < 20; i++) {
+        assertEquals(c.sym.recv(signal[1], got, 4n, 0), -1, "no byte from a cancelled watch");
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      assertEquals(ring!.late, 0);
+    } finally {
+      for (const fd of [epfd, watchedIn, watchedOut, signal[0], signal[1]]) c.sym.close(fd);
+    }
+  },
+});
