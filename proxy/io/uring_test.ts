@@ -99,32 +99,66 @@ function watchedSet(): [number, number, number] {
   return [epfd, pair[0], pair[1]];
 }
 
-Deno.test({
-  name: "a watch sends its byte once the epoll set it watches becomes readable",
-  ignore,
-  async fn() {
-    const c = libc!;
-    const [epfd, watchedIn, watchedOut] = watchedSet();
-    const signal = new Int32Array(2);
-    c.sym.socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, signal);
-    const got = new Uint8Array(4);
-    try {
-      ring!.watch(epfd, signal[0], new Uint8Array([42]));
-      assertEquals(c.sym.recv(signal[1], got, 4n, 0), -1, "nothing sent while the set is empty");
-      assertEquals(c.sym.send(watchedIn, encoder.encode("x"), 1n, 0), 1);
-      // The watch completes in task work on this thread: poll for the byte with a deadline.
-      let n = -1;
-      for (const until = Date.now() + 3000; n < 0 && Date.now() < until;) {
-        n = c.sym.recv(signal[1], got, 4n, 0);
-        if (n < 0) await new Promise((r) => setTimeout(r, 1));
+/** What a watch test gets: the set, the way to make it readable, and the signal socket's reads. */
+interface WatchCase {
+  epfd: number;
+  /** The watch's signal socket (our end, which the linked send writes to). */
+  signalFd: number;
+  makeReadable(): void;
+  /** One nonblocking read of the signal socket's peer: a count, or -1 when empty. */
+  readSignal(into: Uint8Array): number;
+}
+
+/** A ring test with a watched epoll set and a signal socket pair, all closed afterwards. */
+function watchTest(name: string, fn: (w: WatchCase) => Promise<void>): void {
+  Deno.test({
+    name,
+    ignore,
+    async fn() {
+      const c = libc!;
+      const [epfd, watchedIn, watchedOut] = watchedSet();
+      const signal = new Int32Array(2);
+      c.sym.socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, signal);
+      try {
+        await fn({
+          epfd,
+          signalFd: signal[0],
+          makeReadable: () => assertEquals(c.sym.send(watchedIn, encoder.encode("x"), 1n, 0), 1),
+          readSignal: (into) => c.sym.recv(signal[1], into, BigInt(into.length), 0),
+        });
+        assertEquals(ring!.late, 0, "the watch's completions are not counted as late");
+      } finally {
+        for (const fd of [epfd, watchedIn, watchedOut, signal[0], signal[1]]) c.sym.close(fd);
       }
-      assertEquals(n, 1, "one byte once the set became readable");
-      assertEquals(got[0], 42);
-      assertEquals(ring!.late, 0, "the watch's completions are not counted as late");
-    } finally {
-      for (const fd of [epfd, watchedIn, watchedOut, signal[0], signal[1]]) c.sym.close(fd);
-    }
-  },
+    },
+  });
+}
+
+watchTest("a watch sends its byte once the epoll set it watches becomes readable", async (w) => {
+  const got = new Uint8Array(4);
+  ring!.watch(w.epfd, w.signalFd, new Uint8Array([42]));
+  assertEquals(w.readSignal(got), -1, "nothing sent while the set is empty");
+  w.makeReadable();
+  // The watch completes in task work on this thread: poll for the byte with a deadline.
+  let n = -1;
+  for (const until = Date.now() + 3000; n < 0 && Date.now() < until;) {
+    n = w.readSignal(got);
+    if (n < 0) await new Promise((r) => setTimeout(r, 1));
+  }
+  assertEquals(n, 1, "one byte once the set became readable");
+  assertEquals(got[0], 42);
+});
+
+watchTest("a cancelled watch sends nothing when the set becomes readable", async (w) => {
+  const got = new Uint8Array(4);
+  ring!.watch(w.epfd, w.signalFd, new Uint8Array([42]));
+  ring!.cancelWatch();
+  w.makeReadable();
+  // Give task work many chances to run (each timer wait enters and leaves the kernel).
+  for (let i = 0; i < 20; i++) {
+    assertEquals(w.readSignal(got), -1, "no byte from a cancelled watch");
+    await new Promise((r) => setTimeout(r, 1));
+  }
 });
 
 Deno.test({
@@ -142,31 +176,6 @@ Deno.test({
     } finally {
       waker.close();
       for (const fd of [epfd, watchedIn, watchedOut]) c.sym.close(fd);
-    }
-  },
-});
-
-Deno.test({
-  name: "a cancelled watch sends nothing when the set becomes readable",
-  ignore,
-  async fn() {
-    const c = libc!;
-    const [epfd, watchedIn, watchedOut] = watchedSet();
-    const signal = new Int32Array(2);
-    c.sym.socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, signal);
-    const got = new Uint8Array(4);
-    try {
-      ring!.watch(epfd, signal[0], new Uint8Array([42]));
-      ring!.cancelWatch();
-      assertEquals(c.sym.send(watchedIn, encoder.encode("x"), 1n, 0), 1);
-      // Give task work many chances to run (each timer wait enters and leaves the kernel).
-      for (let i = 0; i < 20; i++) {
-        assertEquals(c.sym.recv(signal[1], got, 4n, 0), -1, "no byte from a cancelled watch");
-        await new Promise((r) => setTimeout(r, 1));
-      }
-      assertEquals(ring!.late, 0);
-    } finally {
-      for (const fd of [epfd, watchedIn, watchedOut, signal[0], signal[1]]) c.sym.close(fd);
     }
   },
 });
