@@ -18,6 +18,7 @@ import {
 } from "./libc.ts";
 import type { SubmissionRing } from "./uring.ts";
 
+/** One loopback connection per reactor run: the ring's watch writes to it, the runtime reads. */
 export class RingWaker {
   readonly #byte = new Uint8Array([1]);
   readonly #sink = new Uint8Array(64);
