@@ -41,8 +41,10 @@ import {
   IPPROTO_TCP,
   type Libc,
   loadLibc,
+  localPort,
   MSG_NOSIGNAL,
   parseIpv4,
+  setIntOption,
   SHUT_WR,
   SO_ERROR,
   SO_REUSEADDR,
@@ -686,14 +688,9 @@ class EpollConn implements StreamConn, Pollable {
 
   setNoDelay(noDelay = true): void {
     if (this.#closed) return;
-    setIntOption(this.c, this.fd, IPPROTO_TCP, TCP_NODELAY, noDelay ? 1 : 0);
-  }
-}
-
-function setIntOption(c: Libc, fd: number, level: number, name: number, value: number): void {
-  const v = new Int32Array([value]);
-  if (c.sym.setsockopt(fd, level, name, new Uint8Array(v.buffer), 4) < 0) {
-    throw socketError(c.errno(), "setsockopt");
+    if (!setIntOption(this.c, this.fd, IPPROTO_TCP, TCP_NODELAY, noDelay ? 1 : 0)) {
+      throw socketError(this.c.errno(), "setsockopt");
+    }
   }
 }
 
@@ -716,14 +713,16 @@ class EpollListener implements StreamListener, Pollable {
   constructor(readonly c: Libc, readonly r: Reactor, addr: HostPort, ipv4: number[]) {
     const fd = newSocket(c);
     try {
-      setIntOption(c, fd, SOL_SOCKET, SO_REUSEADDR, 1);
+      if (!setIntOption(c, fd, SOL_SOCKET, SO_REUSEADDR, 1)) {
+        throw socketError(c.errno(), "setsockopt");
+      }
       const sa = new Uint8Array(16);
       writeSockaddrIn(sa, ipv4, addr.port);
       if (c.sym.bind(fd, sa, 16) < 0) throw socketError(c.errno(), `bind ${addr.hostname}`);
       if (c.sym.listen(fd, 1024) < 0) throw socketError(c.errno(), "listen");
-      const len = new Uint32Array([16]);
-      c.sym.getsockname(fd, sa, new Uint8Array(len.buffer));
-      this.addr = { hostname: addr.hostname, port: (sa[2] << 8) | sa[3] };
+      const port = localPort(c, fd);
+      if (port < 0) throw socketError(c.errno(), "getsockname");
+      this.addr = { hostname: addr.hostname, port };
       r.add(fd, this, EPOLLIN | EPOLLET);
     } catch (err) {
       c.sym.close(fd);

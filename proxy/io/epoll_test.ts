@@ -9,7 +9,14 @@
  * leaking into the next one. Skipped where the backend cannot load (no FFI, not Linux).
  */
 import { createEpollNetwork, lateRingCompletions, ringIdleWaits } from "./epoll.ts";
-import { AF_INET, loadLibc, SOCK_CLOEXEC, SOCK_STREAM, writeSockaddrIn } from "./libc.ts";
+import {
+  AF_INET,
+  loadLibc,
+  localPort,
+  SOCK_CLOEXEC,
+  SOCK_STREAM,
+  writeSockaddrIn,
+} from "./libc.ts";
 import { denoNetwork, type Network, type StreamConn, type StreamListener } from "./net.ts";
 import {
   assert,
@@ -623,14 +630,13 @@ async function synDroppingListener(o: Opened): Promise<{ port: number; close(): 
   assert(fd >= 0, "socket");
   const sa = new Uint8Array(16);
   writeSockaddrIn(sa, [127, 0, 0, 1], 0);
-  const len = new Uint32Array([16]);
-  const ok = libc.sym.bind(fd, sa, 16) === 0 && libc.sym.listen(fd, 0) === 0 &&
-    libc.sym.getsockname(fd, sa, new Uint8Array(len.buffer)) === 0;
-  if (!ok) {
+  const port = libc.sym.bind(fd, sa, 16) === 0 && libc.sym.listen(fd, 0) === 0
+    ? localPort(libc, fd)
+    : -1;
+  if (port < 0) {
     libc.sym.close(fd);
     throw new Error(`cannot set up the listener: errno ${libc.errno()}`);
   }
-  const port = (sa[2] << 8) | sa[3];
   const queued = o.add(await Deno.connect({ hostname: "127.0.0.1", port }));
   let closed = false;
   return {

@@ -134,6 +134,26 @@ export function loadLibc(): Libc | null {
   return loaded;
 }
 
+/** Sets an integer socket option; false when the call failed (`c.errno()` says why). */
+export function setIntOption(
+  c: Libc,
+  fd: number,
+  level: number,
+  name: number,
+  value: number,
+): boolean {
+  const v = new Int32Array([value]);
+  return c.sym.setsockopt(fd, level, name, new Uint8Array(v.buffer), 4) === 0;
+}
+
+/** The local port of an IPv4 socket (`getsockname`), or -1 when the call failed. */
+export function localPort(c: Libc, fd: number): number {
+  const sa = new Uint8Array(16);
+  const length = new Uint32Array([16]);
+  if (c.sym.getsockname(fd, sa, new Uint8Array(length.buffer)) < 0) return -1;
+  return (sa[2] << 8) | sa[3];
+}
+
 /** Writes a `sockaddr_in` for an IPv4 address and port into `out` (16 bytes). */
 export function writeSockaddrIn(out: Uint8Array, ipv4: readonly number[], port: number): void {
   out.fill(0);

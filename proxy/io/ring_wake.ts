@@ -11,6 +11,8 @@ import {
   AF_INET,
   IPPROTO_TCP,
   type Libc,
+  localPort,
+  setIntOption,
   SOCK_CLOEXEC,
   SOCK_STREAM,
   TCP_NODELAY,
@@ -60,13 +62,9 @@ export class RingWaker {
         return null;
       }
       // One-byte sends must not wait for an acknowledgement (Nagle).
-      const on = new Int32Array([1]);
-      s.setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, new Uint8Array(on.buffer), 4);
+      setIntOption(c, fd, IPPROTO_TCP, TCP_NODELAY, 1);
       conn = await accepted;
-      const local = new Uint8Array(16);
-      const length = new Uint32Array([16]);
-      s.getsockname(fd, local, new Uint8Array(length.buffer));
-      if ((conn.remoteAddr as Deno.NetAddr).port !== ((local[2] << 8) | local[3])) return null;
+      if ((conn.remoteAddr as Deno.NetAddr).port !== localPort(c, fd)) return null;
       kept = true;
       return new RingWaker(ring, c, fd, conn);
     } catch {
