@@ -323,10 +323,12 @@ class Reactor {
         if (n === 0 && this.#posted.length === 0 && !ring?.pending) {
           const waitStart = performance.now();
           this.#roundStart = -1;
-          if (waker) this.ringWaits++;
-          if (waker && !(await waker.wait(epfd))) {
-            waker.close();
-            waker = null;
+          if (waker) {
+            this.ringWaits++;
+            if (!(await waker.wait(epfd))) {
+              waker.close();
+              waker = null;
+            }
           }
           n = waker
             ? s.epoll_poll(epfd, events, maxEvents, 0)

@@ -274,15 +274,12 @@ export class SubmissionRing {
    */
   watch(pollFd: number, signalFd: number, byte: Uint8Array): void {
     const w = this.#sqes;
-    let at = this.#entry(IORING_OP_POLL_ADD, pollFd, 0, 0, POLLIN) * 16;
+    const at = this.#watchEntry(IORING_OP_POLL_ADD, pollFd, 0, 0, POLLIN);
     w[at] |= IOSQE_IO_LINK << 8;
-    w[at + 8] |= watchMark;
     this.#watchPoll[0] = w[at + 8];
     this.#watchPoll[1] = w[at + 9];
     const address = this.#address(byte, this.#watchOp);
-    at = this.#entry(IORING_OP_SEND, signalFd, address, 1, MSG_DONTWAIT | MSG_NOSIGNAL) * 16;
-    w[at + 8] |= watchMark;
-    this.#watchQueued += 2;
+    this.#watchEntry(IORING_OP_SEND, signalFd, address, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
     this.submit();
   }
 
@@ -291,13 +288,22 @@ export class SubmissionRing {
    * signal socket is closed, whose descriptor could otherwise be reused and get the byte.
    */
   cancelWatch(): void {
-    const at = this.#entry(IORING_OP_ASYNC_CANCEL, -1, 0, 0, 0) * 16;
-    const w = this.#sqes;
-    w[at + 4] = this.#watchPoll[0];
-    w[at + 5] = this.#watchPoll[1];
-    w[at + 8] |= watchMark;
-    this.#watchQueued++;
+    const at = this.#watchEntry(IORING_OP_ASYNC_CANCEL, -1, 0, 0, 0);
+    // The entry's address is the user data of the poll to cancel (64 bits, beyond a number).
+    this.#sqes[at + 4] = this.#watchPoll[0];
+    this.#sqes[at + 5] = this.#watchPoll[1];
     this.submit();
+  }
+
+  /**
+   * Writes an entry of a watch: marked in its user data and counted apart, since it completes
+   * later by design. Answers the entry's first word index in `#sqes`.
+   */
+  #watchEntry(opcode: number, fd: number, address: number, length: number, flags: number): number {
+    const at = this.#entry(opcode, fd, address, length, flags) * 16;
+    this.#sqes[at + 8] |= watchMark;
+    this.#watchQueued++;
+    return at;
   }
 
   /** The user data of the last watch's poll, to cancel it by. */
