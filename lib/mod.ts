@@ -6,6 +6,7 @@ export * from "./address.ts";
 export * from "./clock.ts";
 export * from "./codec.ts";
 export * from "./config.ts";
+export * from "./dense_set.ts";
 export * from "./errors.ts";
 export * from "./log.ts";
 export * from "./metrics.ts";

@@ -8,17 +8,18 @@
  * time costs no wake-up: the timer is due at its deadline, long after it finished (a scan every
  * `granularityMs` while deadlines were set woke an idle-ish node about once per request).
  */
-import type { Clock, TimerId } from "../lib/mod.ts";
+import { type Clock, DenseSet, type DenseSetMember, type TimerId } from "../lib/mod.ts";
 
 /** Something with a deadline, told when it passes. */
-export interface Expiring {
+export interface Expiring extends DenseSetMember {
   /** Monotonic milliseconds (Clock.now) after which `expire` is called; 0 for none. */
   deadline: number;
   expire(): void;
 }
 
 export class DeadlineTicker {
-  readonly #tracked = new Set<Expiring>();
+  /** A DenseSet, not a Set: connections churn (see lib/dense_set.ts). */
+  readonly #tracked = new DenseSet<Expiring>();
   #timer: TimerId | undefined;
   /** When the armed timer is due (monotonic ms). */
   #due = 0;
@@ -54,7 +55,7 @@ export class DeadlineTicker {
     this.#timer = undefined;
     const now = this.clock.now();
     let next = Infinity;
-    for (const item of this.#tracked) {
+    for (const item of this.#tracked.values()) {
       const deadline = item.deadline;
       if (deadline === 0) continue;
       if (deadline <= now) {

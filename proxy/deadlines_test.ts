@@ -10,6 +10,7 @@ import { assertEquals } from "../tests/support/assert.ts";
 
 class Item implements Expiring {
   deadline = 0;
+  denseIndex = -1;
   expiredAt: number[] = [];
   constructor(readonly clock: FakeClock) {}
   expire(): void {

@@ -10,12 +10,19 @@
  * stays bounded by one buffer per connection whatever the body size.
  */
 import type { StreamConn } from "./io/net.ts";
+import { BufferPool } from "./buffers.ts";
 
 /** Largest request or response head accepted (Envoy's default max_request_headers_kb is 60). */
 export const maxHeadBytes = 64 * 1024;
 
 /** Size of the per-connection read buffer; one read moves at most this much of a body. */
 export const readBufferBytes = 64 * 1024;
+
+/**
+ * Read buffers of closed connections, kept for the next ones (see buffers.ts): 64 of them, at
+ * most 4 MiB idle, cover the connections that open and close within one burst.
+ */
+export const readBufferPool: BufferPool = new BufferPool(readBufferBytes, 64);
 
 /** A protocol violation by the peer; the message is safe to show. */
 export class ProtocolError extends Error {
@@ -42,7 +49,17 @@ export class ConnReader {
   end = 0;
 
   constructor(readonly conn: StreamConn, size = readBufferBytes) {
-    this.buf = new Uint8Array(size);
+    this.buf = size === readBufferBytes ? readBufferPool.take() : new Uint8Array(size);
+  }
+
+  /**
+   * Gives the buffer back for another connection's reader. Only once no read into it is
+   * pending and nothing will use this reader again; it is left empty.
+   */
+  release(): void {
+    readBufferPool.give(this.buf as Uint8Array<ArrayBuffer>);
+    this.buf = new Uint8Array(0);
+    this.start = this.end = 0;
   }
 
   get buffered(): number {

@@ -60,6 +60,7 @@ import {
   writeAll,
 } from "./http1.ts";
 import { closeQuietly, type TrackedConnection } from "./listener.ts";
+import { BufferPool } from "./buffers.ts";
 import type { LocalOriginFailure } from "./outlier.ts";
 import { localReplyBytes, type ResponseFlag } from "./local_reply.ts";
 import { ConnectError, type PoolManager, type UpstreamConnection } from "./pool.ts";
@@ -106,6 +107,8 @@ const maxHeldBodyBytes = 16 * 1024;
 const noPick: PickContext = {};
 const http11 = new TextEncoder().encode("HTTP/1.1");
 const headBufferBytes = 16 * 1024;
+/** Head buffers of closed connections, kept for the next ones (see buffers.ts). */
+const headBuffers = new BufferPool(headBufferBytes, 64);
 const tcpSwitchingBytes = new TextEncoder().encode(
   `HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: ${tcpUpgradeProtocol}\r\n\r\n`,
 );
@@ -173,7 +176,7 @@ class Http1Session implements Expiring {
   readonly reader: ConnReader;
   readonly req: Head = newHead();
   readonly res: Head = newHead();
-  readonly out = new HeadWriter(new Uint8Array(headBufferBytes));
+  readonly out = new HeadWriter(headBuffers.take());
   readonly reqScanner = new ChunkedScanner();
   readonly resScanner = new ChunkedScanner();
   readonly clientIp: string;
@@ -181,6 +184,9 @@ class Http1Session implements Expiring {
   readonly #forwardedForLine: Uint8Array;
   readonly conn: StreamConn;
   readonly outcome: PickOutcome = { latencyMs: 0, ok: true };
+
+  /** Slot in the deadline ticker's set. */
+  denseIndex = -1;
 
   // Per-request state, reset at the start of each request.
   started = 0;
@@ -303,6 +309,12 @@ class Http1Session implements Expiring {
     } finally {
       ctx.deadlines.untrack(this);
       closeQuietly(this.conn);
+      // A request body still being pumped may have a read pending into the read buffer (and
+      // the body pump's failure leaves the flag unset): only then are the buffers not reused.
+      if (this.reqBodyDone) {
+        this.reader.release();
+        headBuffers.give(this.out.fixed as Uint8Array<ArrayBuffer>);
+      }
     }
   }
 

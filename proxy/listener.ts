@@ -6,7 +6,7 @@
  * can close idle connections at once and let busy ones finish.
  */
 import type { Network, StreamConn, StreamListener } from "./io/net.ts";
-import type { HostPort } from "../lib/mod.ts";
+import { DenseSet, type DenseSetMember, type HostPort } from "../lib/mod.ts";
 
 /** One accepted connection as the listener tracks it. */
 export interface TrackedConnection {
@@ -15,14 +15,22 @@ export interface TrackedConnection {
   idle: boolean;
 }
 
+class AcceptedConnection implements TrackedConnection, DenseSetMember {
+  idle = true;
+  denseIndex = -1;
+  /** The handler serving it (settles when the connection is done). */
+  task: Promise<void> = Promise.resolve();
+  constructor(readonly conn: StreamConn) {}
+}
+
 /** Serves one connection until it ends; must not throw. */
 export type ConnectionHandler = (tracked: TrackedConnection) => Promise<void>;
 
 /** A bound TCP listener with its accept loop. */
 export class TcpListener {
   readonly #listener: StreamListener;
-  readonly #connections = new Set<TrackedConnection>();
-  readonly #tasks = new Set<Promise<void>>();
+  /** Open connections; a DenseSet, not a Set: connections churn (see lib/dense_set.ts). */
+  readonly #connections = new DenseSet<AcceptedConnection>();
   readonly #acceptLoop: Promise<void>;
   #closed = false;
   /** Bound address (the real port when 0 was asked for). */
@@ -50,13 +58,9 @@ export class TcpListener {
       } catch {
         // The peer may already be gone; the handler will see it.
       }
-      const tracked: TrackedConnection = { conn, idle: true };
-      this.#connections.add(tracked);
-      const task = this.handler(tracked).finally(() => {
-        this.#connections.delete(tracked);
-        this.#tasks.delete(task);
-      });
-      this.#tasks.add(task);
+      const accepted = new AcceptedConnection(conn);
+      this.#connections.add(accepted);
+      accepted.task = this.handler(accepted).finally(() => this.#connections.delete(accepted));
     }
   }
 
@@ -79,21 +83,22 @@ export class TcpListener {
 
   /** Closes connections that are between requests. */
   closeIdle(): void {
-    for (const t of this.#connections) if (t.idle) closeQuietly(t.conn);
+    for (const t of this.#connections.values()) if (t.idle) closeQuietly(t.conn);
   }
 
   /** Closes every connection and waits for their handlers to finish. */
   async closeAll(): Promise<void> {
-    for (const t of this.#connections) closeQuietly(t.conn);
-    await Promise.all(this.#tasks);
+    const open = this.#connections.values();
+    for (const t of open) closeQuietly(t.conn);
+    await Promise.all(open.map((t) => t.task));
   }
 
   /** Resolves when every handler finished, or after `ms`; true when all finished. */
   async waitIdle(ms: number): Promise<boolean> {
-    if (this.#tasks.size === 0) return true;
+    if (this.#connections.size === 0) return true;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<false>((r) => (timer = setTimeout(() => r(false), ms)));
-    const done = Promise.all(this.#tasks).then(() => true);
+    const done = Promise.all(this.#connections.values().map((t) => t.task)).then(() => true);
     const result = await Promise.race([done, timeout]);
     clearTimeout(timer);
     return result;
