@@ -15,7 +15,8 @@ trap 'rm -f "$log"' EXIT
 # Permissions the agent needs: sockets (net), data dir (read/write), hostname and
 # interfaces (sys), config from the environment (env), and libc through FFI for the epoll
 # socket backend of the proxy (without it the proxy uses Deno's sockets); nothing else.
-if ! "${deno[@]}" compile \
+# V8 flags: see lib/runtime_flags.ts (a test checks this line says the same).
+if ! "${deno[@]}" compile --v8-flags=--no-allocation-site-pretenuring \
   --allow-net --allow-read --allow-write --allow-env --allow-sys --allow-ffi \
   --output dist/weft main.ts >"$log" 2>&1; then
   if grep -qiE 'denort|download|dl\.deno\.land|error sending request' "$log"; then

@@ -14,8 +14,11 @@
  * upstream client) as a fourth target. Durations are whole seconds (wrk's unit).
  * Weft runs once per socket backend (`proxy.network`: "deno", Deno's sockets; "epoll"; and
  * "uring", epoll with its reads, writes and idle waits going through an io_uring, which the
- * default "auto" picks where the kernel allows one). A last table gives the CPU per request at
- * light load (one request every 5 ms), where wake-ups rather than requests cost.
+ * default "auto" picks where the kernel allows one). Then one connection at a time; clients that
+ * open a connection per request (`Connection: close`, 8 at once), where per-connection work
+ * counts; and a last table gives the CPU per request at light load (one request every 5 ms),
+ * where wake-ups rather than requests cost. The proxies run with the agent's V8 flags
+ * (lib/runtime_flags.ts).
  * Internal: `--serve-weft PORT` / `--serve-weft-epoll PORT` / `--serve-weft-uring PORT` /
  * `--serve-alternative PORT` run the proxy processes.
  */
@@ -27,7 +30,7 @@ import {
   serveProxyChild,
   waitForPort,
 } from "./support.ts";
-import { CounterChild, realClock } from "../lib/mod.ts";
+import { agentV8Flags, CounterChild, realClock } from "../lib/mod.ts";
 import { headerName, headerValue, newHead, parseHead } from "../proxy/head.ts";
 import { encoder, hopByHopHeaders, pumpLength, writeAll } from "../proxy/http1.ts";
 import { PoolManager } from "../proxy/pool.ts";
@@ -164,9 +167,11 @@ async function runWrk(
   host: string | null,
   seconds: number,
   connections: number,
+  closeEach = false,
 ): Promise<WrkResult> {
   const a = ["-t1", `-c${connections}`, `-d${seconds}s`, "--latency"];
   if (host) a.push("-H", `Host: ${host}`);
+  if (closeEach) a.push("-H", "Connection: close");
   if (percentileScriptPath) a.push("-s", percentileScriptPath);
   a.push(url);
   const out = await new Deno.Command("wrk", { args: a, stdout: "piped", stderr: "piped" }).output();
@@ -182,6 +187,8 @@ async function runWrk(
   return { rps, p50, p95, p99, p999, cpuPer1k: NaN, userPer1k: NaN, coreShare: NaN };
 }
 
+/** Concurrent clients of the churn run, each opening a connection per request. */
+const churnConnections = 8;
 const pacedRequests = 1000;
 const pacedGapMs = 5;
 
@@ -295,13 +302,14 @@ async function main(): Promise<void> {
     const pidOf = new Map<string, number>();
     const spawnChild = async (mode: string): Promise<number> => {
       const child = new Deno.Command(Deno.execPath(), {
-        // WEFT_BENCH_V8_FLAGS tries V8 settings on the proxy processes (e.g. GC tuning).
+        // The agent's V8 flags, plus WEFT_BENCH_V8_FLAGS to try others (e.g. GC tuning).
         args: [
           "run",
           "-A",
-          ...(Deno.env.get("WEFT_BENCH_V8_FLAGS")
-            ? [`--v8-flags=${Deno.env.get("WEFT_BENCH_V8_FLAGS")}`]
-            : []),
+          `--v8-flags=${
+            [...agentV8Flags, ...(Deno.env.get("WEFT_BENCH_V8_FLAGS") ?? "").split(",")]
+              .filter((f) => f).join(",")
+          }`,
           new URL(import.meta.url).pathname,
           mode,
           String(upstreamPort),
@@ -478,6 +486,29 @@ async function main(): Promise<void> {
       const q = qmed(name);
       console.log(
         `  ${name} p50 +${(q.p50 - qd.p50).toFixed(3)} ms, p99 +${(q.p99 - qd.p99).toFixed(3)} ms`,
+      );
+    }
+
+    // Connection churn: clients that open a connection per request (no keep-alive), where
+    // per-connection work (accept, buffers, session state, and what the GC makes of it) counts.
+    const churn = new Map<string, WrkResult[]>(targets.map((t) => [t.name, []]));
+    for (let r = 0; r < rounds; r++) {
+      for (const t of targets) {
+        churn.get(t.name)!.push(await runWrk(t.url, t.host, 3, churnConnections, true));
+      }
+    }
+    console.log(
+      `\nwrk -t1 -c${churnConnections} -d3s -H "Connection: close" (a connection per request), ${rounds} rounds (medians)\n`,
+    );
+    console.log("| target | req/s | p50 ms | p99 ms | p99.9 ms |");
+    console.log("|---|---|---|---|---|");
+    for (const t of targets) {
+      const rs = churn.get(t.name)!;
+      const m = (f: (x: WrkResult) => number) => median(rs.map(f));
+      console.log(
+        `| ${t.name} | ${m((x) => x.rps).toFixed(0)} | ${m((x) => x.p50).toFixed(2)} | ${
+          m((x) => x.p99).toFixed(2)
+        } | ${m((x) => x.p999).toFixed(2)} |`,
       );
     }
 

@@ -20,6 +20,7 @@ import { defaultLanConfig, type GossipConfig, GossipNode, memberJson } from "../
 import { formatHostPort } from "../lib/address.ts";
 import { silentLogger } from "../lib/log.ts";
 import { Registry } from "../lib/metrics.ts";
+import { agentV8FlagsArg } from "../lib/runtime_flags.ts";
 import { freePort } from "./support.ts";
 
 const args = parseArgs(Deno.args);
@@ -122,6 +123,7 @@ async function spawnWeft(
   const argv = [
     "run",
     "-A",
+    agentV8FlagsArg,
     `${root}main.ts`,
     "agent",
     "--name",

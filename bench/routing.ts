@@ -12,7 +12,12 @@
  * skip the wrk part, `--proxy-only` for only it). Internal: `--serve-proxy UPSTREAM_PORT` runs the proxy child process.
  */
 import { freePort, hasCommand, median, serveProxyChild, waitForPort } from "./support.ts";
-import { compileSnapshot, type LoadBalancerConfig, parseNodeConfig } from "../lib/mod.ts";
+import {
+  agentV8FlagsArg,
+  compileSnapshot,
+  type LoadBalancerConfig,
+  parseNodeConfig,
+} from "../lib/mod.ts";
 import { parseResources } from "../lib/resources/registry.ts";
 import type { HttpMatchRequest } from "../lib/resources/virtual_service.ts";
 import type { Balancer } from "../proxy/balancer/balancer.ts";
@@ -260,7 +265,14 @@ http { default_type text/plain; keepalive_requests 1000000; client_body_temp_pat
       }).spawn(),
     );
     const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", new URL(import.meta.url).pathname, "--serve-proxy", String(upstreamPort)],
+      args: [
+        "run",
+        "-A",
+        agentV8FlagsArg,
+        new URL(import.meta.url).pathname,
+        "--serve-proxy",
+        String(upstreamPort),
+      ],
       stdout: "piped",
       stderr: "inherit",
     }).spawn();

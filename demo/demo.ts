@@ -6,6 +6,7 @@
  */
 import { serveDemoService } from "./upstream.ts";
 import { rawRequest } from "./raw_http.ts";
+import { agentV8FlagsArg } from "../lib/runtime_flags.ts";
 
 interface DemoNode {
   name: string;
@@ -98,6 +99,7 @@ async function main() {
     }
     const args = [
       "run",
+      agentV8FlagsArg,
       "--allow-all",
       mainTs,
       "agent",

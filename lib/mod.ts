@@ -10,5 +10,6 @@ export * from "./dense_set.ts";
 export * from "./errors.ts";
 export * from "./log.ts";
 export * from "./metrics.ts";
+export * from "./runtime_flags.ts";
 export * from "./snapshot.ts";
 export * from "./version.ts";

@@ -1,8 +1,9 @@
 /**
- * The node runs with exactly the permissions `deno task weft` and `compile.sh` grant (FFI for
+ * The node runs with exactly the permissions (and V8 flags) `deno task weft` and `compile.sh` grant (FFI for
  * the epoll socket backend, no subprocesses, no prompts): a missing permission would only show
  * up for users, since the other tests run with --allow-all.
  */
+import { agentV8FlagsArg } from "../lib/mod.ts";
 import { createEpollNetwork } from "../proxy/mod.ts";
 import { assertEquals, assertMatch } from "./support/assert.ts";
 
@@ -24,6 +25,12 @@ Deno.test("compile.sh grants the same permissions as `deno task weft`", () => {
     [...new Set(granted)],
     taskFlags().filter((f) => f.startsWith("--allow-")).sort(),
   );
+});
+
+Deno.test("`deno task weft` and compile.sh pass the agent's V8 flags (lib/runtime_flags.ts)", () => {
+  const script = Deno.readTextFileSync(`${root}compile.sh`);
+  assertEquals(taskFlags().filter((f) => f.startsWith("--v8-flags")), [agentV8FlagsArg]);
+  assertEquals([...script.matchAll(/--v8-flags=\S+/g)].map((m) => m[0]), [agentV8FlagsArg]);
 });
 
 const epollLoads = Deno.build.os === "linux" && ["x86_64", "aarch64"].includes(Deno.build.arch);

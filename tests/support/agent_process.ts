@@ -5,6 +5,8 @@
  * stops its process (SIGTERM, or SIGKILL for crash tests) and its log reader.
  */
 
+import { agentV8FlagsArg } from "../../lib/runtime_flags.ts";
+
 const mainTs = new URL("../../main.ts", import.meta.url).pathname;
 
 export interface AgentOptions {
@@ -46,6 +48,7 @@ export interface AgentProcess {
 export async function startAgent(o: AgentOptions, timeoutMs = 40_000): Promise<AgentProcess> {
   const args = [
     "run",
+    agentV8FlagsArg,
     "--allow-all",
     mainTs,
     "agent",
