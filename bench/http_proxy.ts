@@ -491,10 +491,18 @@ async function main(): Promise<void> {
 
     // Connection churn: clients that open a connection per request (no keep-alive), where
     // per-connection work (accept, buffers, session state, and what the GC makes of it) counts.
+    // Warmed up like the keep-alive runs: the accept and close paths are new code to V8 here.
+    for (const t of targets) await runWrk(t.url, t.host, 2, churnConnections, true);
     const churn = new Map<string, WrkResult[]>(targets.map((t) => [t.name, []]));
     for (let r = 0; r < rounds; r++) {
       for (const t of targets) {
-        churn.get(t.name)!.push(await runWrk(t.url, t.host, 3, churnConnections, true));
+        const res = await runWrk(t.url, t.host, 3, churnConnections, true);
+        churn.get(t.name)!.push(res);
+        console.error(
+          `churn round ${r + 1} ${t.name}: ${res.rps.toFixed(0)} req/s p99 ${
+            res.p99.toFixed(2)
+          } ms`,
+        );
       }
     }
     console.log(
