@@ -4,39 +4,17 @@
  * connections (the proxy/buffers.ts pool), and uploads cut off midway, whose buffers may still
  * have a read pending, never corrupt the bodies of connections that come after them.
  */
-import { Registry, silentLogger, type Snapshot } from "../lib/mod.ts";
-import { createEpollNetwork, denoNetwork, type Network, Proxy } from "../proxy/mod.ts";
+import type { Network } from "../proxy/mod.ts";
 import { readBufferPool } from "../proxy/http1.ts";
 import { buildSnapshot, endpoint, startUpstream } from "../proxy/test_util.ts";
 import { assert, eventually } from "./support/assert.ts";
-import { settledWithin } from "./support/sockets.ts";
+import { backendScenario, socketBackends, startProxyOn } from "./support/backends.ts";
 
-const loopback = { hostname: "127.0.0.1", port: 0 };
 const encoder = new TextEncoder();
 
-const backends: { name: string; network: Network | null }[] = [
-  { name: "deno", network: denoNetwork },
-  { name: "epoll", network: createEpollNetwork() },
-  { name: "uring", network: createEpollNetwork("uring") },
-];
-
-async function startProxy(network: Network, snapshot: Snapshot) {
-  const proxy = new Proxy({ snapshot, logger: silentLogger, metrics: new Registry(), network });
-  return { proxy, ...(await proxy.start({ outbound: loopback, inbound: loopback })) };
-}
-
-/** Declares `fn` once per backend (skipped where it cannot load); the network must settle. */
+/** Declares `fn` once per socket backend. */
 function scenario(name: string, fn: (network: Network) => Promise<void>): void {
-  for (const backend of backends) {
-    Deno.test({
-      name: `[${backend.name}] ${name}`,
-      ignore: backend.network === null,
-      async fn() {
-        await fn(backend.network!);
-        assert(await settledWithin(backend.network!, 3000), "the network still has open sockets");
-      },
-    });
-  }
+  for (const backend of socketBackends) backendScenario(backend, name, fn);
 }
 
 /**
@@ -62,7 +40,7 @@ async function closingRequest(port: number, head: string, body = ""): Promise<st
 
 scenario("connections closed after each request hand their read buffer on", async (network) => {
   const up = await startUpstream();
-  const p = await startProxy(
+  const p = await startProxyOn(
     network,
     buildSnapshot({ outbound: { svc: { endpoints: [endpoint(up.addr)] } } }),
   );
@@ -98,7 +76,7 @@ scenario("uploads cut off midway do not corrupt later connections' bodies", asyn
       return new Response("cut off", { status: 400 }); // the uploads that went away
     }
   });
-  const p = await startProxy(
+  const p = await startProxyOn(
     network,
     buildSnapshot({ outbound: { echo: { endpoints: [endpoint(up.addr)] } } }),
   );

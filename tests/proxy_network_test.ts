@@ -9,8 +9,7 @@
  * failure (502 UF), and an Upgrade tunnel with half-close. Each epoll run ends by checking that the network settled,
  * i.e. the proxy left no socket open.
  */
-import { Registry, silentLogger, type Snapshot } from "../lib/mod.ts";
-import { createEpollNetwork, denoNetwork, type Network, Proxy } from "../proxy/mod.ts";
+import type { Network } from "../proxy/mod.ts";
 import {
   buildSnapshot,
   endpoint,
@@ -19,23 +18,16 @@ import {
   TestClient,
 } from "../proxy/test_util.ts";
 import { assert, assertEquals } from "./support/assert.ts";
-import { freePort, readUntil, settledWithin, writeAll } from "./support/sockets.ts";
+import { freePort, readUntil, writeAll } from "./support/sockets.ts";
+import {
+  backendScenario as scenario,
+  socketBackends as backends,
+  startProxyOn as startProxy,
+} from "./support/backends.ts";
 
 const loopback = { hostname: "127.0.0.1", port: 0 };
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-const backends: { name: string; network: Network | null }[] = [
-  { name: "deno", network: denoNetwork },
-  { name: "epoll", network: createEpollNetwork() },
-  { name: "uring", network: createEpollNetwork("uring") },
-];
-
-async function startProxy(network: Network, snapshot: Snapshot) {
-  const proxy = new Proxy({ snapshot, logger: silentLogger, metrics: new Registry(), network });
-  assertEquals(proxy.networkName, network.name);
-  return { proxy, ...(await proxy.start({ outbound: loopback, inbound: loopback })) };
-}
 
 /** A proxy on `network` routing service "svc" to a raw upstream that answers with `reply`. */
 async function proxyToRawUpstream(network: Network, reply?: (n: number) => string) {
@@ -59,23 +51,6 @@ function textPattern(length: number, seed: number): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(length);
   for (let i = 0; i < length; i++) out[i] = 33 + ((i * 7 + seed + (i >>> 10)) % 94);
   return out;
-}
-
-/** Declares one scenario for one backend; epoll runs also require the network to settle. */
-function scenario(
-  backend: { name: string; network: Network | null },
-  name: string,
-  fn: (network: Network) => Promise<void>,
-): void {
-  Deno.test({
-    name: `[${backend.name}] ${name}`,
-    ignore: backend.network === null,
-    async fn() {
-      const network = backend.network!;
-      await fn(network);
-      assert(await settledWithin(network, 3000), "the network still has open sockets");
-    },
-  });
 }
 
 for (const backend of backends) {
