@@ -23,6 +23,7 @@ export const readBufferBytes = 64 * 1024;
  * most 4 MiB idle, cover the connections that open and close within one burst.
  */
 export const readBufferPool: BufferPool = new BufferPool(readBufferBytes, 64);
+const released = new Uint8Array(0);
 
 /** A protocol violation by the peer; the message is safe to show. */
 export class ProtocolError extends Error {
@@ -58,7 +59,7 @@ export class ConnReader {
    */
   release(): void {
     readBufferPool.give(this.buf as Uint8Array<ArrayBuffer>);
-    this.buf = new Uint8Array(0);
+    this.buf = released;
     this.start = this.end = 0;
   }
 

@@ -159,8 +159,11 @@ export async function serveTcpUpstream(
   metrics.connections.with({ service, flag: "-" }).inc();
   const active = metrics.active.with({ service });
   active.inc();
+  const reader = new ConnReader(client);
   try {
-    await joinConnections(new ConnReader(client), up.reader, tcpIdleTimeoutMs, ctx.clock);
+    await joinConnections(reader, up.reader, tcpIdleTimeoutMs, ctx.clock);
+    // Both directions ended, so no read into the client's buffer is pending: it can be reused.
+    reader.release();
   } finally {
     active.dec();
     pool.release(up, false, 0);

@@ -15,6 +15,7 @@ import {
   type SnapshotInput,
 } from "../lib/mod.ts";
 import { Proxy } from "../proxy/mod.ts";
+import { readBufferPool } from "../proxy/http1.ts";
 import { buildSnapshot, endpoint, oneRequest, testTuning } from "../proxy/test_util.ts";
 import { assert, assertEquals, eventually } from "./support/assert.ts";
 import { readAll, roundTrip, startEcho } from "./support/tcp_echo.ts";
@@ -71,6 +72,35 @@ Deno.test("tcp upstream reaches a local instance directly", async () => {
       () => a.metrics.render().includes('weft_tcp_active_connections{service="echo"} 0'),
     );
   } finally {
+    await a.proxy.stop();
+    await echo.close();
+  }
+});
+
+Deno.test("a closed tcp tunnel hands its client read buffer on", async () => {
+  const echo = startEcho();
+  const a = await startProxy(compile({
+    nodeName: "a",
+    localServices: [{
+      name: "echo",
+      port: echo.port,
+      host: "127.0.0.1",
+      protocol: "tcp",
+      labels: {},
+    }],
+    upstreams: [{ service: "echo", localPort: 0, localHost: "127.0.0.1" }],
+  }));
+  // Start from an empty pool: each tunnel then allocates its client buffer and its upstream
+  // connection's, and gives the client one back when both directions have ended.
+  const held: Uint8Array<ArrayBuffer>[] = [];
+  while (readBufferPool.idle > 0) held.push(readBufferPool.take());
+  try {
+    for (let i = 0; i < 3; i++) {
+      assertEquals(text(await roundTrip(a.tcp[0].port, bytes(`tunnel ${i}`))), `tunnel ${i}`);
+      await eventually("the tunnel's client buffer is back", () => readBufferPool.idle === 1);
+    }
+  } finally {
+    for (const b of held) readBufferPool.give(b);
     await a.proxy.stop();
     await echo.close();
   }
