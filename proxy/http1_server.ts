@@ -169,20 +169,38 @@ function isReset(err: unknown): boolean {
 
 /** Serves one accepted connection with HTTP/1.1 until it closes. Never throws. */
 export function serveHttp1(tracked: TrackedConnection, ctx: Http1Context): Promise<void> {
-  return new Http1Session(tracked, ctx).run();
+  const session = idleSessions.pop();
+  if (session === undefined) return new Http1Session(tracked, ctx).run();
+  session.attach(tracked, ctx);
+  return session.run();
+}
+
+/**
+ * Sessions of closed connections, reused by the next ones (at most 64 kept). A session is a few
+ * KB of objects (heads, plan, scanners, writer); allocated per connection, they made connection
+ * churn a GC problem: after a full GC, newly built sessions kept surviving young collections
+ * (scavenges of 20-30 ms, p99 of 24 ms for the first seconds of churn, with
+ * `--no-allocation-site-pretenuring` already set); reused, 0.4-0.8 ms and 2.6-2.9 ms.
+ */
+const idleSessions: Http1Session[] = [];
+const maxIdleSessions = 64;
+
+/** Sessions kept for reuse right now (for tests). */
+export function idleSessionCount(): number {
+  return idleSessions.length;
 }
 
 class Http1Session implements Expiring {
-  readonly reader: ConnReader;
+  reader: ConnReader;
   readonly req: Head = newHead();
   readonly res: Head = newHead();
   readonly out = new HeadWriter(headBuffers.take());
   readonly reqScanner = new ChunkedScanner();
   readonly resScanner = new ChunkedScanner();
-  readonly clientIp: string;
+  clientIp: string;
   /** `x-forwarded-for` for a request that has none, encoded once per connection. */
-  readonly #forwardedForLine: Uint8Array;
-  readonly conn: StreamConn;
+  #forwardedForLine: Uint8Array;
+  conn: StreamConn;
   readonly outcome: PickOutcome = { latencyMs: 0, ok: true };
 
   /** Slot in the deadline ticker's set. */
@@ -235,11 +253,29 @@ class Http1Session implements Expiring {
   readonly #keepResponse = (head: Head, i: number): boolean =>
     keepResponseLine(head, i) && !this.plan.dropsResponseLine(head, i);
 
-  constructor(readonly tracked: TrackedConnection, readonly ctx: Http1Context) {
+  constructor(public tracked: TrackedConnection, public ctx: Http1Context) {
     this.conn = tracked.conn;
     this.reader = new ConnReader(tracked.conn);
     this.clientIp = (tracked.conn.remoteAddr as Deno.NetAddr).hostname;
     this.#forwardedForLine = encoder.encode(`x-forwarded-for: ${this.clientIp}\r\n`);
+  }
+
+  /**
+   * Takes a new connection (a session from `idleSessions`). Per-request state is reset when
+   * each request starts; this resets what belongs to the connection.
+   */
+  attach(tracked: TrackedConnection, ctx: Http1Context): void {
+    this.tracked = tracked;
+    this.ctx = ctx;
+    this.conn = tracked.conn;
+    this.reader = new ConnReader(tracked.conn);
+    const ip = (tracked.conn.remoteAddr as Deno.NetAddr).hostname;
+    if (ip !== this.clientIp) {
+      this.clientIp = ip;
+      this.#forwardedForLine = encoder.encode(`x-forwarded-for: ${ip}\r\n`);
+    }
+    this.stats = null;
+    this.deadline = 0;
   }
 
   async run(): Promise<void> {
@@ -309,11 +345,13 @@ class Http1Session implements Expiring {
     } finally {
       ctx.deadlines.untrack(this);
       closeQuietly(this.conn);
-      // A request body still being pumped may have a read pending into the read buffer (and
-      // the body pump's failure leaves the flag unset): only then are the buffers not reused.
+      // A request body still being pumped may have a read pending into the read buffer, and
+      // it still uses this session (the body pump's failure leaves the flag unset): only then
+      // are neither the buffers nor the session reused.
       if (this.reqBodyDone) {
         this.reader.release();
-        headBuffers.give(this.out.fixed as Uint8Array<ArrayBuffer>);
+        if (idleSessions.length < maxIdleSessions) idleSessions.push(this);
+        else headBuffers.give(this.out.fixed as Uint8Array<ArrayBuffer>);
       }
     }
   }

@@ -1,11 +1,13 @@
 /**
  * @module
- * Connection churn: clients that close after each request hand their read buffer on to the next
- * connections (the proxy/buffers.ts pool), and uploads cut off midway, whose buffers may still
- * have a read pending, never corrupt the bodies of connections that come after them.
+ * Connection churn: clients that close after each request hand their read buffer (the
+ * proxy/buffers.ts pool) and their session on to the next connections, and uploads cut off
+ * midway, whose buffers may still have a read pending, never corrupt the bodies of connections
+ * that come after them.
  */
 import type { Network } from "../proxy/mod.ts";
 import { readBufferPool } from "../proxy/http1.ts";
+import { idleSessionCount } from "../proxy/http1_server.ts";
 import { buildSnapshot, endpoint, startUpstream } from "../proxy/test_util.ts";
 import { assert, eventually } from "./support/assert.ts";
 import { backendScenario, socketBackends, startProxyOn } from "./support/backends.ts";
@@ -38,34 +40,50 @@ async function closingRequest(port: number, head: string, body = ""): Promise<st
   }
 }
 
-scenario("connections closed after each request hand their read buffer on", async (network) => {
-  const up = await startUpstream();
-  const p = await startProxyOn(
-    network,
-    buildSnapshot({ outbound: { svc: { endpoints: [endpoint(up.addr)] } } }),
-  );
-  const head = "GET / HTTP/1.1\r\nHost: svc\r\nConnection: close";
-  try {
-    // The first request also opens the upstream connection, which keeps a buffer of its own.
-    assert((await closingRequest(p.outbound.port, head)).startsWith("HTTP/1.1 200"));
-    await eventually("the first connection's buffer is back", () => readBufferPool.idle >= 1, 2000);
-    const before = readBufferPool.idle;
-    for (let i = 0; i < 20; i++) {
-      const reply = await closingRequest(p.outbound.port, head);
-      assert(reply.startsWith("HTTP/1.1 200"), `request ${i}: ${reply.slice(0, 40)}`);
-    }
-    // Each connection took a buffer from the pool and gave it back: without the give-back the
-    // pool would be empty; without the reuse it would hold one buffer per connection.
-    await eventually(
-      "the last connection's buffer is back",
-      () => readBufferPool.idle === before,
-      2000,
+scenario(
+  "connections closed after each request hand their buffer and session on",
+  async (network) => {
+    const up = await startUpstream();
+    const p = await startProxyOn(
+      network,
+      buildSnapshot({ outbound: { svc: { endpoints: [endpoint(up.addr)] } } }),
     );
-  } finally {
-    await p.proxy.stop();
-    await up.close();
-  }
-});
+    const head = "GET / HTTP/1.1\r\nHost: svc\r\nConnection: close";
+    try {
+      // The first request also opens the upstream connection, which keeps a buffer of its own.
+      assert((await closingRequest(p.outbound.port, head)).startsWith("HTTP/1.1 200"));
+      await eventually(
+        "the first connection's buffer is back",
+        () => readBufferPool.idle >= 1,
+        2000,
+      );
+      await eventually(
+        "the first connection's session is kept",
+        () => idleSessionCount() >= 1,
+        2000,
+      );
+      const before = readBufferPool.idle;
+      const sessionsBefore = idleSessionCount();
+      for (let i = 0; i < 20; i++) {
+        const reply = await closingRequest(p.outbound.port, head);
+        assert(reply.startsWith("HTTP/1.1 200"), `request ${i}: ${reply.slice(0, 40)}`);
+      }
+      // Each connection took a buffer from the pool and gave it back: without the give-back the
+      // pool would be empty; without the reuse it would hold one buffer per connection.
+      await eventually(
+        "the last connection's buffer is back",
+        () => readBufferPool.idle === before,
+        2000,
+      );
+      // Likewise for sessions: without the reuse one would be kept per connection, without
+      // keeping them none would be left.
+      await eventually("the session is back", () => idleSessionCount() === sessionsBefore, 2000);
+    } finally {
+      await p.proxy.stop();
+      await up.close();
+    }
+  },
+);
 
 scenario("uploads cut off midway do not corrupt later connections' bodies", async (network) => {
   // Answers with the whole body and its length (not chunked), so the raw reply is easy to check.
