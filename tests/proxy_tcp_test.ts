@@ -47,7 +47,8 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
-Deno.test("tcp upstream reaches a local instance directly", async () => {
+/** An echo server run by node "a" as tcp service "echo", offered by "a" on a local port. */
+async function startLocalEcho() {
   const echo = startEcho();
   const a = await startProxy(compile({
     nodeName: "a",
@@ -60,6 +61,11 @@ Deno.test("tcp upstream reaches a local instance directly", async () => {
     }],
     upstreams: [{ service: "echo", localPort: 0, localHost: "127.0.0.1" }],
   }));
+  return { echo, a };
+}
+
+Deno.test("tcp upstream reaches a local instance directly", async () => {
+  const { echo, a } = await startLocalEcho();
   try {
     assertEquals(a.tcp.length, 1);
     assertEquals(a.tcp[0].service, "echo");
@@ -78,18 +84,7 @@ Deno.test("tcp upstream reaches a local instance directly", async () => {
 });
 
 Deno.test("a closed tcp tunnel hands its client read buffer on", async () => {
-  const echo = startEcho();
-  const a = await startProxy(compile({
-    nodeName: "a",
-    localServices: [{
-      name: "echo",
-      port: echo.port,
-      host: "127.0.0.1",
-      protocol: "tcp",
-      labels: {},
-    }],
-    upstreams: [{ service: "echo", localPort: 0, localHost: "127.0.0.1" }],
-  }));
+  const { echo, a } = await startLocalEcho();
   // Start from an empty pool: each tunnel then allocates its client buffer and its upstream
   // connection's, and gives the client one back when both directions have ended.
   const held: Uint8Array<ArrayBuffer>[] = [];
