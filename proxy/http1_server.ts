@@ -191,16 +191,20 @@ export function idleSessionCount(): number {
 }
 
 class Http1Session implements Expiring {
-  reader: ConnReader;
+  // The connection's own state, set by attach() (from the constructor, and on each reuse).
+  tracked!: TrackedConnection;
+  ctx!: Http1Context;
+  conn!: StreamConn;
+  reader!: ConnReader;
+  clientIp = "";
+  /** `x-forwarded-for` for a request that has none, encoded once per client address. */
+  #forwardedForLine = new Uint8Array(0);
+
   readonly req: Head = newHead();
   readonly res: Head = newHead();
   readonly out = new HeadWriter(headBuffers.take());
   readonly reqScanner = new ChunkedScanner();
   readonly resScanner = new ChunkedScanner();
-  clientIp: string;
-  /** `x-forwarded-for` for a request that has none, encoded once per connection. */
-  #forwardedForLine: Uint8Array;
-  conn: StreamConn;
   readonly outcome: PickOutcome = { latencyMs: 0, ok: true };
 
   /** Slot in the deadline ticker's set. */
@@ -253,16 +257,14 @@ class Http1Session implements Expiring {
   readonly #keepResponse = (head: Head, i: number): boolean =>
     keepResponseLine(head, i) && !this.plan.dropsResponseLine(head, i);
 
-  constructor(public tracked: TrackedConnection, public ctx: Http1Context) {
-    this.conn = tracked.conn;
-    this.reader = new ConnReader(tracked.conn);
-    this.clientIp = (tracked.conn.remoteAddr as Deno.NetAddr).hostname;
-    this.#forwardedForLine = encoder.encode(`x-forwarded-for: ${this.clientIp}\r\n`);
+  constructor(tracked: TrackedConnection, ctx: Http1Context) {
+    this.attach(tracked, ctx);
   }
 
   /**
-   * Takes a new connection (a session from `idleSessions`). Per-request state is reset when
-   * each request starts; this resets what belongs to the connection.
+   * Takes a connection: a new session's first, or a reused one's next (from `idleSessions`).
+   * Per-request state is reset when each request starts; this sets what belongs to the
+   * connection.
    */
   attach(tracked: TrackedConnection, ctx: Http1Context): void {
     this.tracked = tracked;
