@@ -11,6 +11,8 @@ import { idleSessionCount } from "../proxy/http1_server.ts";
 import { buildSnapshot, endpoint, startUpstream } from "../proxy/test_util.ts";
 import { assert, eventually } from "./support/assert.ts";
 import { backendScenario, socketBackends, startProxyOn } from "./support/backends.ts";
+import { writeAll } from "./support/sockets.ts";
+import { readAll } from "./support/tcp_echo.ts";
 
 const encoder = new TextEncoder();
 
@@ -26,15 +28,8 @@ function scenario(name: string, fn: (network: Network) => Promise<void>): void {
 async function closingRequest(port: number, head: string, body = ""): Promise<string> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   try {
-    await conn.write(encoder.encode(head + "\r\n\r\n" + body));
-    const parts: Uint8Array[] = [];
-    const buf = new Uint8Array(64 * 1024);
-    for (let i = 0; i < 10_000; i++) {
-      const n = await conn.read(buf);
-      if (n === null) break;
-      parts.push(buf.slice(0, n));
-    }
-    return new TextDecoder().decode(new Uint8Array(parts.flatMap((p) => [...p])));
+    await writeAll(conn, encoder.encode(head + "\r\n\r\n" + body));
+    return new TextDecoder().decode(await readAll(conn));
   } finally {
     conn.close();
   }
