@@ -1,7 +1,7 @@
 /**
- * The node runs with exactly the permissions (and V8 flags) `deno task weft` and `compile.sh` grant (FFI for
- * the epoll socket backend, no subprocesses, no prompts): a missing permission would only show
- * up for users, since the other tests run with --allow-all.
+ * The node runs with exactly the permissions (and V8 flags) `deno task weft` and `compile.sh`
+ * grant (FFI for the epoll socket backend, no subprocesses, no prompts): a missing permission
+ * would only show up for users, since the other tests run with --allow-all.
  */
 import { agentV8FlagsArg } from "../lib/mod.ts";
 import { createEpollNetwork } from "../proxy/mod.ts";
