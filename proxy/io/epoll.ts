@@ -429,7 +429,16 @@ class EpollConn implements StreamConn, Pollable {
     readonly fd: number,
     /** `sockaddr_in` of the peer (null: ask the kernel when first needed). */
     readonly peer: { host: string; port: number } | null,
-  ) {}
+    /**
+     * Whether `TCP_NODELAY` is already on: an accepted socket inherits it from its listener,
+     * so asking again would be a system call per connection for nothing.
+     */
+    noDelay = false,
+  ) {
+    this.#noDelay = noDelay;
+  }
+
+  #noDelay: boolean;
 
   get remoteAddr(): Deno.NetAddr {
     return this.#remote ??= {
@@ -689,10 +698,11 @@ class EpollConn implements StreamConn, Pollable {
   }
 
   setNoDelay(noDelay = true): void {
-    if (this.#closed) return;
+    if (this.#closed || noDelay === this.#noDelay) return;
     if (!setIntOption(this.c, this.fd, IPPROTO_TCP, TCP_NODELAY, noDelay ? 1 : 0)) {
       throw socketError(this.c.errno(), "setsockopt");
     }
+    this.#noDelay = noDelay;
   }
 }
 
@@ -708,6 +718,7 @@ class EpollListener implements StreamListener, Pollable {
   readonly #fd: number;
   readonly #sockaddr = new Uint8Array(16);
   readonly #addrLen = new Uint32Array(1);
+  readonly #addrLenBytes = new Uint8Array(this.#addrLen.buffer);
   #readable = true;
   #closed = false;
   readonly #waiting: { resolve: (c: StreamConn) => void; reject: (e: Error) => void }[] = [];
@@ -715,7 +726,12 @@ class EpollListener implements StreamListener, Pollable {
   constructor(readonly c: Libc, readonly r: Reactor, addr: HostPort, ipv4: number[]) {
     const fd = newSocket(c);
     try {
-      if (!setIntOption(c, fd, SOL_SOCKET, SO_REUSEADDR, 1)) {
+      // Accepted sockets inherit TCP_NODELAY from the listener (Linux clones the listener's
+      // socket): set once here, not once per connection.
+      if (
+        !setIntOption(c, fd, SOL_SOCKET, SO_REUSEADDR, 1) ||
+        !setIntOption(c, fd, IPPROTO_TCP, TCP_NODELAY, 1)
+      ) {
         throw socketError(c.errno(), "setsockopt");
       }
       const sa = new Uint8Array(16);
@@ -741,12 +757,13 @@ class EpollListener implements StreamListener, Pollable {
       const fd = this.c.sym.accept4(
         this.#fd,
         sa,
-        new Uint8Array(this.#addrLen.buffer),
+        this.#addrLenBytes,
         SOCK_NONBLOCK | SOCK_CLOEXEC,
       );
       if (fd >= 0) {
         const host = `${sa[4]}.${sa[5]}.${sa[6]}.${sa[7]}`;
-        const conn = new EpollConn(this.c, this.r, fd, { host, port: (sa[2] << 8) | sa[3] });
+        const peer = { host, port: (sa[2] << 8) | sa[3] };
+        const conn = new EpollConn(this.c, this.r, fd, peer, true);
         this.r.add(fd, conn);
         return conn;
       }

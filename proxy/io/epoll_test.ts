@@ -11,10 +11,12 @@
 import { createEpollNetwork, lateRingCompletions, ringIdleWaits } from "./epoll.ts";
 import {
   AF_INET,
+  IPPROTO_TCP,
   loadLibc,
   localPort,
   SOCK_CLOEXEC,
   SOCK_STREAM,
+  TCP_NODELAY,
   writeSockaddrIn,
 } from "./libc.ts";
 import { denoNetwork, type Network, type StreamConn, type StreamListener } from "./net.ts";
@@ -750,4 +752,37 @@ epollTest("timers fire while epoll traffic keeps the poller busy", async (o) => 
     await pumping;
     await draining;
   }
+});
+
+/** The socket's TCP_NODELAY, read back from the kernel. */
+function noDelayOf(conn: StreamConn): number {
+  const libc = loadLibc()!;
+  const fd = (conn as unknown as { fd?: number }).fd;
+  assert(typeof fd === "number", "EpollConn exposes its fd");
+  const value = new Int32Array(1);
+  const length = new Uint32Array([4]);
+  const ok = libc.sym.getsockopt(
+    fd,
+    IPPROTO_TCP,
+    TCP_NODELAY,
+    new Uint8Array(value.buffer),
+    new Uint8Array(length.buffer),
+  );
+  assertEquals(ok, 0, "getsockopt");
+  return value[0];
+}
+
+// The listener sets TCP_NODELAY once and accepted sockets inherit it, so the proxy's
+// per-connection setNoDelay(true) is no system call; the state it keeps must still let a later
+// change through.
+epollTest("accepted sockets have TCP_NODELAY from the listener; changes still apply", async (o) => {
+  const { client, server } = await epollPair(o);
+  assertEquals(noDelayOf(server) !== 0, true, "accepted socket inherits TCP_NODELAY");
+  server.setNoDelay(false);
+  assertEquals(noDelayOf(server), 0);
+  server.setNoDelay(true);
+  assert(noDelayOf(server) !== 0);
+  assertEquals(noDelayOf(client), 0, "a connected socket starts without it");
+  client.setNoDelay(true);
+  assert(noDelayOf(client) !== 0);
 });
