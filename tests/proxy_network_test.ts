@@ -54,6 +54,42 @@ function textPattern(length: number, seed: number): Uint8Array<ArrayBuffer> {
 }
 
 for (const backend of backends) {
+  scenario(backend, "proxies over IPv6: listener and upstream on ::1", async (network) => {
+    const seen: string[] = [];
+    const upstream = Deno.serve(
+      { hostname: "::1", port: 0, onListen() {} },
+      (req, info) => {
+        const from = info.remoteAddr;
+        seen.push(`${from.hostname}:${from.port} xff=${req.headers.get("x-forwarded-for")}`);
+        return new Response(`v6 ${new URL(req.url).pathname}`);
+      },
+    );
+    const p = await startProxy(
+      network,
+      buildSnapshot({
+        outbound: {
+          svc: { endpoints: [endpoint({ hostname: "::1", port: upstream.addr.port })] },
+        },
+      }),
+      { hostname: "::1", port: 0 },
+    );
+    const client = await TestClient.connect(p.outbound);
+    try {
+      assertEquals(p.outbound.hostname, "::1");
+      for (const path of ["/a", "/b"]) {
+        const r = await client.request(`GET ${path} HTTP/1.1\nHost: svc`);
+        assertEquals([r.status, r.body], [200, `v6 ${path}`]);
+      }
+      assertEquals(seen.length, 2);
+      assertEquals(seen[0], seen[1], "one upstream connection, reused");
+      assert(/^::1:\d+ xff=::1$/.test(seen[0]), seen[0]);
+    } finally {
+      client.close();
+      await p.proxy.stop();
+      await upstream.shutdown();
+    }
+  });
+
   scenario(backend, "routes by Host to the matching upstream", async (network) => {
     const reviews = await startUpstream((req) =>
       new Response(`reviews ${new URL(req.url).pathname}`)

@@ -19,12 +19,13 @@
  * wait is the ring's too: a watch of the epoll set wakes the JS thread's runtime directly, with
  * no worker thread in between (io/ring_wake.ts).
  *
- * Only IPv4 literals are handled here; other addresses (names, IPv6) go to Deno's sockets,
- * which the proxy mixes freely since both are {@linkcode StreamConn}s.
+ * IPv4 and IPv6 literals are handled here; host names (and IPv6 addresses with a zone) go to
+ * Deno's sockets, which the proxy mixes freely since both are {@linkcode StreamConn}s.
  */
 import type { HostPort } from "../../lib/mod.ts";
 import {
   AF_INET,
+  AF_INET6,
   EAGAIN,
   EFD_CLOEXEC,
   EFD_NONBLOCK,
@@ -43,7 +44,7 @@ import {
   loadLibc,
   localPort,
   MSG_NOSIGNAL,
-  parseIpv4,
+  parseIp,
   setIntOption,
   SHUT_WR,
   SO_ERROR,
@@ -51,9 +52,11 @@ import {
   SOCK_CLOEXEC,
   SOCK_NONBLOCK,
   SOCK_STREAM,
+  sockaddrBytes,
+  sockaddrHost,
   SOL_SOCKET,
   TCP_NODELAY,
-  writeSockaddrIn,
+  writeSockaddr,
 } from "./libc.ts";
 import { denoNetwork, type Network, type StreamConn, type StreamListener } from "./net.ts";
 import { RingOp, SubmissionRing } from "./uring.ts";
@@ -706,8 +709,10 @@ class EpollConn implements StreamConn, Pollable {
   }
 }
 
-function newSocket(c: Libc): number {
-  const fd = c.sym.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+/** A nonblocking stream socket for an address of `ip`'s family (4 or 16 bytes). */
+function newSocket(c: Libc, ip: Uint8Array): number {
+  const family = ip.length === 4 ? AF_INET : AF_INET6;
+  const fd = c.sym.socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) throw socketError(c.errno(), "socket");
   return fd;
 }
@@ -716,15 +721,15 @@ function newSocket(c: Libc): number {
 class EpollListener implements StreamListener, Pollable {
   readonly addr: HostPort;
   readonly #fd: number;
-  readonly #sockaddr = new Uint8Array(16);
+  readonly #sockaddr = new Uint8Array(sockaddrBytes);
   readonly #addrLen = new Uint32Array(1);
   readonly #addrLenBytes = new Uint8Array(this.#addrLen.buffer);
   #readable = true;
   #closed = false;
   readonly #waiting: { resolve: (c: StreamConn) => void; reject: (e: Error) => void }[] = [];
 
-  constructor(readonly c: Libc, readonly r: Reactor, addr: HostPort, ipv4: number[]) {
-    const fd = newSocket(c);
+  constructor(readonly c: Libc, readonly r: Reactor, addr: HostPort, ip: Uint8Array) {
+    const fd = newSocket(c, ip);
     try {
       // Accepted sockets inherit TCP_NODELAY from the listener (Linux clones the listener's
       // socket): set once here, not once per connection.
@@ -734,9 +739,9 @@ class EpollListener implements StreamListener, Pollable {
       ) {
         throw socketError(c.errno(), "setsockopt");
       }
-      const sa = new Uint8Array(16);
-      writeSockaddrIn(sa, ipv4, addr.port);
-      if (c.sym.bind(fd, sa, 16) < 0) throw socketError(c.errno(), `bind ${addr.hostname}`);
+      const sa = new Uint8Array(sockaddrBytes);
+      const length = writeSockaddr(sa, ip, addr.port);
+      if (c.sym.bind(fd, sa, length) < 0) throw socketError(c.errno(), `bind ${addr.hostname}`);
       if (c.sym.listen(fd, 1024) < 0) throw socketError(c.errno(), "listen");
       const port = localPort(c, fd);
       if (port < 0) throw socketError(c.errno(), "getsockname");
@@ -753,7 +758,7 @@ class EpollListener implements StreamListener, Pollable {
   #acceptOne(): StreamConn | null {
     const sa = this.#sockaddr;
     for (;;) {
-      this.#addrLen[0] = 16;
+      this.#addrLen[0] = sockaddrBytes;
       const fd = this.c.sym.accept4(
         this.#fd,
         sa,
@@ -761,8 +766,8 @@ class EpollListener implements StreamListener, Pollable {
         SOCK_NONBLOCK | SOCK_CLOEXEC,
       );
       if (fd >= 0) {
-        const host = `${sa[4]}.${sa[5]}.${sa[6]}.${sa[7]}`;
-        const peer = { host, port: (sa[2] << 8) | sa[3] };
+        // sin_port and sin6_port sit at the same offset.
+        const peer = { host: sockaddrHost(sa), port: (sa[2] << 8) | sa[3] };
         const conn = new EpollConn(this.c, this.r, fd, peer, true);
         this.r.add(fd, conn);
         return conn;
@@ -872,36 +877,36 @@ class PendingConnect implements Pollable {
 /**
  * The epoll network, or null where it cannot run (see {@linkcode loadLibc}; `uring` also needs
  * a kernel that grants an io_uring). In `uring` mode readiness still comes from epoll while
- * reads and writes are batched through an io_uring (io/uring.ts). Addresses that are not IPv4
- * literals are served by `denoNetwork`.
+ * reads and writes are batched through an io_uring (io/uring.ts). Addresses that are not IP
+ * literals (host names, or IPv6 with a zone) are served by `denoNetwork`.
  */
 export function createEpollNetwork(mode: "epoll" | "uring" = "epoll"): Network | null {
   const c = loadLibc();
   if (!c) return null;
   const r = getReactor(c, mode);
   if (!r) return null;
-  const sockaddr = new Uint8Array(16);
+  const sockaddr = new Uint8Array(sockaddrBytes);
   return {
     name: mode,
     listen(addr: HostPort): StreamListener {
-      const ip = parseIpv4(addr.hostname);
+      const ip = parseIp(addr.hostname);
       return ip ? new EpollListener(c, r, addr, ip) : denoNetwork.listen(addr);
     },
     connect(hostname: string, port: number, signal?: AbortSignal): Promise<StreamConn> {
-      const ip = parseIpv4(hostname);
+      const ip = parseIp(hostname);
       if (!ip) return denoNetwork.connect(hostname, port, signal);
       if (signal?.aborted) {
         return Promise.reject(new Deno.errors.TimedOut(`connect ${hostname}:${port} aborted`));
       }
       let fd: number;
       try {
-        fd = newSocket(c);
+        fd = newSocket(c, ip);
       } catch (err) {
         return Promise.reject(err);
       }
       const peer = { host: hostname, port };
-      writeSockaddrIn(sockaddr, ip, port);
-      if (c.sym.connect(fd, sockaddr, 16) === 0) {
+      const length = writeSockaddr(sockaddr, ip, port);
+      if (c.sym.connect(fd, sockaddr, length) === 0) {
         const conn = new EpollConn(c, r, fd, peer);
         r.add(fd, conn);
         return Promise.resolve(conn);

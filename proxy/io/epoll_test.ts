@@ -126,7 +126,7 @@ async function epollPair(
 ): Promise<{ listener: StreamListener; client: StreamConn; server: StreamConn }> {
   const listener = opened.add(listening);
   const [client, server] = await Promise.all([
-    network.connect("127.0.0.1", listener.addr.port),
+    network.connect(listener.addr.hostname, listener.addr.port),
     listener.accept(),
   ]);
   opened.add(client);
@@ -785,4 +785,32 @@ epollTest("accepted sockets have TCP_NODELAY from the listener; changes still ap
   assertEquals(noDelayOf(client), 0, "a connected socket starts without it");
   client.setNoDelay(true);
   assert(noDelayOf(client) !== 0);
+});
+
+// IPv6 literals take the same path as IPv4 ones (not Deno's sockets): a listener on ::1, a
+// connection to it, bytes both ways, and the peer written as Deno writes it.
+epollTest("IPv6 loopback: listen, connect, echo, peer address", async (o) => {
+  const { listener, client, server } = await epollPair(
+    o,
+    network.listen({ hostname: "::1", port: 0 }),
+  );
+  assertEquals(listener.addr.hostname, "::1");
+  assertGreater(listener.addr.port, 0);
+  assertEquals(typeof (client as unknown as { fd?: number }).fd, "number", "an epoll socket");
+  assertEquals(typeof (server as unknown as { fd?: number }).fd, "number", "an epoll socket");
+  assertEquals((server.remoteAddr as Deno.NetAddr).hostname, "::1");
+  await writeAll(client, encoder.encode("ping6"));
+  assertEquals(new TextDecoder().decode(await readExactly(server, 5)), "ping6");
+  await writeAll(server, encoder.encode("pong6"));
+  assertEquals(new TextDecoder().decode(await readExactly(client, 5)), "pong6");
+  assert(noDelayOf(server) !== 0, "TCP_NODELAY inherited on IPv6 too");
+});
+
+// A listener on "::" takes IPv4 clients too (the kernel's default), and names them as Deno does.
+epollTest("a dual-stack listener names an IPv4 peer ::ffff:a.b.c.d", async (o) => {
+  const listener = o.add(network.listen({ hostname: "::", port: 0 }));
+  const client = o.add(await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port }));
+  const server = o.add(await listener.accept());
+  assertEquals((server.remoteAddr as Deno.NetAddr).hostname, "::ffff:127.0.0.1");
+  assertEquals((server.remoteAddr as Deno.NetAddr).port, (client.localAddr as Deno.NetAddr).port);
 });

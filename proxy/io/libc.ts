@@ -61,6 +61,7 @@ export type LibcSymbols = Deno.DynamicLibrary<typeof symbols>["symbols"];
 
 export const AF_UNIX = 1;
 export const AF_INET = 2;
+export const AF_INET6 = 10;
 export const SOCK_STREAM = 1;
 export const SOCK_NONBLOCK = 0x800;
 export const SOCK_CLOEXEC = 0x80000;
@@ -146,16 +147,20 @@ export function setIntOption(
   return c.sym.setsockopt(fd, level, name, new Uint8Array(v.buffer), 4) === 0;
 }
 
-/** The local port of an IPv4 socket (`getsockname`), or -1 when the call failed. */
+/** Bytes of the largest socket address used here, a `sockaddr_in6`. */
+export const sockaddrBytes = 28;
+
+/** The local port of an IPv4 or IPv6 socket (`getsockname`), or -1 when the call failed. */
 export function localPort(c: Libc, fd: number): number {
-  const sa = new Uint8Array(16);
-  const length = new Uint32Array([16]);
+  const sa = new Uint8Array(sockaddrBytes);
+  const length = new Uint32Array([sockaddrBytes]);
   if (c.sym.getsockname(fd, sa, new Uint8Array(length.buffer)) < 0) return -1;
+  // sin_port and sin6_port sit at the same offset.
   return (sa[2] << 8) | sa[3];
 }
 
 /** Writes a `sockaddr_in` for an IPv4 address and port into `out` (16 bytes). */
-export function writeSockaddrIn(out: Uint8Array, ipv4: readonly number[], port: number): void {
+export function writeSockaddrIn(out: Uint8Array, ipv4: ArrayLike<number>, port: number): void {
   out.fill(0);
   out[0] = AF_INET & 0xff;
   out[1] = AF_INET >> 8;
@@ -179,4 +184,100 @@ export function parseIpv4(host: string): number[] | null {
     out.push(n);
   }
   return out;
+}
+
+/**
+ * The 16 bytes of an IPv6 literal (`::1`, `fe80::1:2`, `::ffff:10.0.0.1`), or null for anything
+ * else. A zone (`fe80::1%eth0`) is not handled here: it returns null and such addresses go to
+ * Deno's sockets.
+ */
+export function parseIpv6(host: string): Uint8Array | null {
+  if (!host.includes(":") || !/^[0-9A-Fa-f:.]+$/.test(host)) return null;
+  const halves = host.split("::");
+  if (halves.length > 2) return null;
+  const groups = (part: string): number[] | null => {
+    if (part === "") return [];
+    const out: number[] = [];
+    const pieces = part.split(":");
+    for (let i = 0; i < pieces.length; i++) {
+      const piece = pieces[i];
+      if (i === pieces.length - 1 && piece.includes(".")) {
+        const v4 = parseIpv4(piece);
+        if (!v4) return null;
+        out.push((v4[0] << 8) | v4[1], (v4[2] << 8) | v4[3]);
+      } else if (/^[0-9A-Fa-f]{1,4}$/.test(piece)) {
+        out.push(parseInt(piece, 16));
+      } else {
+        return null;
+      }
+    }
+    return out;
+  };
+  const head = groups(halves[0]);
+  const tail = halves.length === 2 ? groups(halves[1]) : [];
+  if (!head || !tail) return null;
+  const missing = 8 - head.length - tail.length;
+  // "::" stands for at least one group; without it the eight groups must all be there.
+  if (halves.length === 2 ? missing < 1 : missing !== 0) return null;
+  const all = [...head, ...new Array(missing).fill(0), ...tail];
+  const bytes = new Uint8Array(16);
+  for (let i = 0; i < 8; i++) {
+    bytes[2 * i] = all[i] >> 8;
+    bytes[2 * i + 1] = all[i] & 0xff;
+  }
+  return bytes;
+}
+
+/** The bytes of an IPv4 (4) or IPv6 (16) literal, or null for a name. */
+export function parseIp(host: string): Uint8Array | null {
+  const v4 = parseIpv4(host);
+  return v4 ? new Uint8Array(v4) : parseIpv6(host);
+}
+
+/**
+ * Writes a `sockaddr_in` (4-byte address) or `sockaddr_in6` (16-byte address) into `out`, which
+ * holds {@linkcode sockaddrBytes}, and returns its length.
+ */
+export function writeSockaddr(out: Uint8Array, ip: Uint8Array, port: number): number {
+  if (ip.length === 4) {
+    writeSockaddrIn(out, ip, port);
+    return 16;
+  }
+  out.fill(0);
+  out[0] = AF_INET6 & 0xff;
+  out[1] = AF_INET6 >> 8;
+  out[2] = port >> 8;
+  out[3] = port & 0xff;
+  out.set(ip, 8);
+  return sockaddrBytes;
+}
+
+/**
+ * The address in a `sockaddr_in` or `sockaddr_in6`, written as Deno writes a peer's: dotted
+ * IPv4, or IPv6 with its longest run of zero groups shortened to `::` (RFC 5952), an
+ * IPv4-mapped address as `::ffff:a.b.c.d`.
+ */
+export function sockaddrHost(sa: Uint8Array): string {
+  if ((sa[0] | (sa[1] << 8)) === AF_INET) return `${sa[4]}.${sa[5]}.${sa[6]}.${sa[7]}`;
+  let mapped = sa[18] === 0xff && sa[19] === 0xff;
+  for (let i = 8; i < 18 && mapped; i++) mapped = sa[i] === 0;
+  if (mapped) return `::ffff:${sa[20]}.${sa[21]}.${sa[22]}.${sa[23]}`;
+  const groups: number[] = [];
+  for (let i = 0; i < 8; i++) groups.push((sa[8 + 2 * i] << 8) | sa[9 + 2 * i]);
+  let bestStart = -1;
+  let bestLength = 1;
+  for (let i = 0; i < 8;) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLength) [bestStart, bestLength] = [i, j - i];
+    i = j;
+  }
+  const hex = (from: number, to: number) =>
+    groups.slice(from, to).map((g) => g.toString(16)).join(":");
+  if (bestStart < 0) return hex(0, 8);
+  return `${hex(0, bestStart)}::${hex(bestStart + bestLength, 8)}`;
 }

@@ -23,11 +23,11 @@ export const socketBackends: SocketBackend[] = [
 
 const loopback = { hostname: "127.0.0.1", port: 0 };
 
-/** A proxy on `network` with both listeners on ephemeral loopback ports. */
-export async function startProxyOn(network: Network, snapshot: Snapshot) {
+/** A proxy on `network` with both listeners on ephemeral ports of `listen` (127.0.0.1). */
+export async function startProxyOn(network: Network, snapshot: Snapshot, listen = loopback) {
   const proxy = new Proxy({ snapshot, logger: silentLogger, metrics: new Registry(), network });
   assertEquals(proxy.networkName, network.name);
-  return { proxy, ...(await proxy.start({ outbound: loopback, inbound: loopback })) };
+  return { proxy, ...(await proxy.start({ outbound: listen, inbound: listen })) };
 }
 
 /** Declares `fn` as a test on `backend` (skipped where it cannot load); the network must settle. */
