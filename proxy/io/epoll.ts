@@ -417,6 +417,8 @@ class EpollConn implements StreamConn, Pollable {
   #pendingRead: PendingRead | null = null;
   #pendingWrite: PendingWrite | null = null;
   #remote: Deno.NetAddr | null = null;
+  /** Whether TCP_NODELAY is on, so that setting it again costs no system call. */
+  #noDelay: boolean;
   /**
    * `uring` mode: the ring slot of the last queued recv (send); the ring tells whether it still
    * holds the operation there ({@linkcode SubmissionRing.holds}).
@@ -430,7 +432,7 @@ class EpollConn implements StreamConn, Pollable {
     readonly c: Libc,
     readonly r: Reactor,
     readonly fd: number,
-    /** `sockaddr_in` of the peer (null: ask the kernel when first needed). */
+    /** The peer's address (null: ask the kernel when first needed). */
     readonly peer: { host: string; port: number } | null,
     /**
      * Whether `TCP_NODELAY` is already on: an accepted socket inherits it from its listener,
@@ -440,8 +442,6 @@ class EpollConn implements StreamConn, Pollable {
   ) {
     this.#noDelay = noDelay;
   }
-
-  #noDelay: boolean;
 
   get remoteAddr(): Deno.NetAddr {
     return this.#remote ??= {

@@ -195,13 +195,14 @@ export function parseIpv6(host: string): Uint8Array | null {
   if (!host.includes(":") || !/^[0-9A-Fa-f:.]+$/.test(host)) return null;
   const halves = host.split("::");
   if (halves.length > 2) return null;
-  const groups = (part: string): number[] | null => {
+  // Groups of one side of "::"; a dotted IPv4 tail is allowed only at the end of the address.
+  const groups = (part: string, atEnd: boolean): number[] | null => {
     if (part === "") return [];
     const out: number[] = [];
     const pieces = part.split(":");
     for (let i = 0; i < pieces.length; i++) {
       const piece = pieces[i];
-      if (i === pieces.length - 1 && piece.includes(".")) {
+      if (atEnd && i === pieces.length - 1 && piece.includes(".")) {
         const v4 = parseIpv4(piece);
         if (!v4) return null;
         out.push((v4[0] << 8) | v4[1], (v4[2] << 8) | v4[3]);
@@ -213,8 +214,8 @@ export function parseIpv6(host: string): Uint8Array | null {
     }
     return out;
   };
-  const head = groups(halves[0]);
-  const tail = halves.length === 2 ? groups(halves[1]) : [];
+  const head = groups(halves[0], halves.length === 1);
+  const tail = halves.length === 2 ? groups(halves[1], true) : [];
   if (!head || !tail) return null;
   const missing = 8 - head.length - tail.length;
   // "::" stands for at least one group; without it the eight groups must all be there.

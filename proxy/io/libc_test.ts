@@ -11,6 +11,7 @@ Deno.test("parseIpv6 reads full, shortened and IPv4-suffixed forms", () => {
   assertEquals(hex(parseIpv6("2001:DB8:0:0:1:0:0:1")), "20010db8000000000001000000000001");
   assertEquals(hex(parseIpv6("1::")), "00010000000000000000000000000000");
   assertEquals(hex(parseIpv6("::ffff:10.0.0.1")), "00000000000000000000ffff0a000001");
+  assertEquals(hex(parseIpv6("1:2:3:4:5:6:10.0.0.1")), "0001000200030004000500060a000001");
 });
 
 Deno.test("parseIpv6 refuses what is not one address", () => {
@@ -25,6 +26,8 @@ Deno.test("parseIpv6 refuses what is not one address", () => {
       "12345::1",
       "fe80::1%eth0",
       "::ffff:10.0.0.256",
+      "1.2.3.4::",
+      "1:2:3:4:5:6:1.2.3.4:8",
       "g::1",
       "",
     ]
