@@ -121,10 +121,21 @@ function runMicroBenchmarks(): void {
     }));
   }
 
-  /** Rules on distinct uri prefixes: no common header, so every lookup is a linear scan. */
+  /** Rules on distinct uri prefixes of a few lengths: indexed by path (route_match.ts). */
   function pathRules(count: number): { match: HttpMatchRequest[]; value: number }[] {
     return Array.from({ length: count }, (_, i) => ({
       match: [{ uri: { prefix: `/api/service-${i}/` }, method: { exact: "GET" } }],
+      value: i,
+    }));
+  }
+
+  /**
+   * Rules on uri prefixes of a different length each (`/api/service-0/`, `/api/service-00/`,
+   * ...): a path index would cost a map lookup per rule, so these are scanned.
+   */
+  function scannedPathRules(count: number): { match: HttpMatchRequest[]; value: number }[] {
+    return Array.from({ length: count }, (_, i) => ({
+      match: [{ uri: { prefix: `/api/service-${"0".repeat(i + 1)}/` }, method: { exact: "GET" } }],
       value: i,
     }));
   }
@@ -145,15 +156,22 @@ function runMicroBenchmarks(): void {
   console.log("|---:|---|---|---:|---:|");
   for (const count of [1, 20, 1000]) {
     for (
-      const [shape, build] of [
-        ["header dispatch (indexed)", headerRules],
-        ["uri prefixes (linear scan)", pathRules],
+      const [shape, build, serviceOf] of [
+        ["header dispatch (indexed)", headerRules, (i: number) => `service-${i}`],
+        ["uri prefixes (indexed)", pathRules, (i: number) => `service-${i}`],
+        [
+          "uri prefixes, one length each (scan)",
+          scannedPathRules,
+          (i: number) => `service-${"0".repeat(i + 1)}`,
+        ],
       ] as const
     ) {
+      // A thousand distinct prefix lengths means prefixes (and paths) a thousand bytes long.
+      if (build === scannedPathRules && count > 20) continue;
       const table = compileRouteTable(build(count));
       const cases: [string, MatchRequest][] = [
-        ["first rule matches", requestFor("service-0")],
-        ["last rule matches", requestFor(`service-${count - 1}`)],
+        ["first rule matches", requestFor(serviceOf(0))],
+        ["last rule matches", requestFor(serviceOf(count - 1))],
         ["no rule matches", requestFor("nobody")],
       ];
       for (const [label, req] of cases) {

@@ -308,7 +308,9 @@ const scratchHit: RouteTableHit = { routeIndex: -1, matchIndex: -1 };
  * Large tables that dispatch on one header (the usual "route by header" shape) are indexed:
  * a route whose every alternative requires an exact value of that header is only evaluated
  * when the request carries that value, so the cost stays flat in the number of such routes
- * while first-match order is kept (candidates are visited in route order).
+ * while first-match order is kept (candidates are visited in route order). Tables without such
+ * a header but with many path-prefix or exact-path routes are indexed by path the same way
+ * ({@linkcode PathIndex}).
  */
 export function compileRouteTableWithIndex(
   routes: readonly { match?: readonly HttpMatchRequest[] }[],
@@ -325,6 +327,8 @@ export function compileRouteTableWithIndex(
   };
   const index = dispatchIndex(compiled, scratch);
   if (!index) {
+    const paths = pathIndex(compiled);
+    if (paths) return pathLookup(paths, scratch, evaluate);
     return (request, out) => {
       scratch.generation++;
       for (let i = 0; i < compiled.length; i++) if (evaluate(i, request, out)) return out;
@@ -350,6 +354,120 @@ export function compileRouteTableWithIndex(
 }
 
 const NO_ROUTES = new Int32Array(0);
+
+/**
+ * Routes whose every alternative requires a literal path (`uri.exact`) or path prefix
+ * (`uri.prefix`, case-sensitive), grouped by that literal. A lookup gathers the groups of the
+ * request's path and of its own prefixes at the lengths that occur, so a table of many
+ * path-prefix routes (the API-gateway shape) costs a few map lookups instead of a scan.
+ */
+interface PathIndex {
+  /** Routes that can match whatever the path is, ascending. */
+  unkeyed: Int32Array;
+  byExact: Map<string, Int32Array>;
+  byPrefix: Map<string, Int32Array>;
+  /** The distinct lengths of the prefixes in `byPrefix`, ascending. */
+  prefixLengths: Int32Array;
+}
+
+/** The path literals one route requires, or undefined when some alternative requires none. */
+function pathKeysOf(
+  alternatives: Alternatives | undefined,
+): { op: number; value: string }[] | undefined {
+  if (!alternatives) return undefined;
+  const keys: { op: number; value: string }[] = [];
+  for (const conditions of alternatives) {
+    const c = conditions.find((x) =>
+      x.source === SOURCE_PATH && !x.negate && (x.op === OP_EXACT || x.op === OP_PREFIX)
+    );
+    if (!c) return undefined;
+    keys.push({ op: c.op, value: c.value });
+  }
+  return keys;
+}
+
+/** The path index of a table, or undefined when too few routes are keyed for it to pay. */
+function pathIndex(compiled: readonly (Alternatives | undefined)[]): PathIndex | undefined {
+  const unkeyed: number[] = [];
+  const exact = new Map<string, number[]>();
+  const prefix = new Map<string, number[]>();
+  const add = (map: Map<string, number[]>, key: string, route: number) => {
+    const list = map.get(key);
+    if (!list) map.set(key, [route]);
+    else if (list[list.length - 1] !== route) list.push(route);
+  };
+  let keyed = 0;
+  compiled.forEach((alternatives, i) => {
+    const keys = pathKeysOf(alternatives);
+    if (!keys) return void unkeyed.push(i);
+    keyed++;
+    for (const k of keys) add(k.op === OP_EXACT ? exact : prefix, k.value, i);
+  });
+  const lengths = [...new Set([...prefix.keys()].map((k) => k.length))].sort((a, b) => a - b);
+  // Each distinct length is a map lookup per request: with nearly one per route, the scan's
+  // `startsWith` calls are as cheap.
+  if (keyed < MIN_INDEXED_ROUTES || lengths.length * 2 > keyed) return undefined;
+  const frozen = (map: Map<string, number[]>) =>
+    new Map([...map].map(([k, list]) => [k, Int32Array.from(list)]));
+  return {
+    unkeyed: Int32Array.from(unkeyed),
+    byExact: frozen(exact),
+    byPrefix: frozen(prefix),
+    prefixLengths: Int32Array.from(lengths),
+  };
+}
+
+/**
+ * A lookup over a {@linkcode PathIndex}: the candidate lists (each ascending) are merged so
+ * routes are tried in their order, and a route listed twice is tried once.
+ */
+function pathLookup(
+  index: PathIndex,
+  scratch: LookupScratch,
+  evaluate: (i: number, request: MatchRequest, out: RouteTableHit) => boolean,
+): (request: MatchRequest, out: RouteTableHit) => RouteTableHit | undefined {
+  const { unkeyed, byExact, byPrefix, prefixLengths } = index;
+  // Reused between lookups (they are synchronous), with a count rather than a length so that
+  // a lookup allocates nothing: the candidate lists and a cursor in each.
+  const lists: Int32Array[] = new Array(prefixLengths.length + 2).fill(NO_ROUTES);
+  const cursors = new Int32Array(lists.length);
+  return (request, out) => {
+    scratch.generation++;
+    const path = request.path;
+    let count = 0;
+    if (unkeyed.length > 0) lists[count++] = unkeyed;
+    const exact = byExact.get(path);
+    if (exact) lists[count++] = exact;
+    for (let l = 0; l < prefixLengths.length && prefixLengths[l] <= path.length; l++) {
+      const list = byPrefix.get(path.slice(0, prefixLengths[l]));
+      if (list) lists[count++] = list;
+    }
+    if (count === 1) {
+      const only = lists[0];
+      for (let c = 0; c < only.length; c++) if (evaluate(only[c], request, out)) return out;
+      return undefined;
+    }
+    cursors.fill(0, 0, count);
+    let last = -1;
+    for (;;) {
+      let best = -1;
+      let next = 0x7fffffff;
+      for (let l = 0; l < count; l++) {
+        const c = cursors[l];
+        const list = lists[l];
+        if (c < list.length && list[c] < next) {
+          best = l;
+          next = list[c];
+        }
+      }
+      if (best < 0) return undefined;
+      cursors[best]++;
+      if (next === last) continue;
+      last = next;
+      if (evaluate(next, request, out)) return out;
+    }
+  };
+}
 /** Below this many keyed routes a plain scan is as fast as the index. */
 const MIN_INDEXED_ROUTES = 8;
 

@@ -251,3 +251,47 @@ Deno.test("indexed route tables keep first-match order (compared with a plain sc
   }
   assert(checked === 28, "all cases checked");
 });
+
+Deno.test("path-indexed route tables keep first-match order (compared with a plain scan)", () => {
+  // Path-prefix and exact-path routes of several lengths, some needing a method too, some with
+  // two alternatives on different prefixes, interleaved with routes the index cannot key (a
+  // case-insensitive prefix, a regex, no uri at all): every candidate list must be merged in
+  // route order.
+  const routes: { match?: HttpMatchRequest[] }[] = [];
+  for (let i = 0; i < 60; i++) {
+    const prefix = ["/api/", `/api/s${i % 7}/`, `/static/${i % 3}`, "/", `/api/s${i % 4}`][i % 5];
+    if (i % 13 === 6) routes.push({ match: [{ uri: { prefix: "/API/S1" }, ignoreUriCase: true }] });
+    else if (i % 17 === 9) routes.push({ match: [{ uri: { regex: "/api/s[0-9]+/x" } }] });
+    else if (i % 19 === 11) routes.push({ match: [{ method: { exact: "POST" } }] });
+    else if (i % 6 === 1) routes.push({ match: [{ uri: { exact: `/api/s${i % 7}/x` } }] });
+    else if (i % 4 === 2) {
+      routes.push({
+        match: [{ uri: { prefix }, method: { exact: "PUT" } }, { uri: { prefix: "/static/" } }],
+      });
+    } else routes.push({ match: [{ uri: { prefix }, method: { exact: i % 3 ? "GET" : "PUT" } }] });
+  }
+  const indexed = compileRouteTableWithIndex(routes);
+  const scans = routes.map((r) => compileMatchIndex(r.match));
+  const out = { routeIndex: -1, matchIndex: -1 };
+  let checked = 0;
+  const paths = ["/", "/api", "/api/", "/api/s1", "/api/s1/x", "/api/s3/y", "/API/s1/x"];
+  for (const path of [...paths, "/static/1/a", "/static/", "/other", ""]) {
+    for (const method of ["GET", "PUT", "POST"]) {
+      const req = request({ path, method });
+      let expected = -1;
+      let expectedAlternative = -1;
+      for (let i = 0; i < scans.length && expected < 0; i++) {
+        const alternative = scans[i](req);
+        if (alternative >= 0) [expected, expectedAlternative] = [i, alternative];
+      }
+      const hit = indexed(req, out);
+      assert(
+        (hit?.routeIndex ?? -1) === expected &&
+          (hit === undefined || hit.matchIndex === expectedAlternative),
+        `${method} ${path}: index gave ${JSON.stringify(hit)}, scan ${expected}`,
+      );
+      checked++;
+    }
+  }
+  assert(checked === 33, "all cases checked");
+});
