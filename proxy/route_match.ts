@@ -355,6 +355,61 @@ export function compileRouteTableWithIndex(
 
 const NO_ROUTES = new Int32Array(0);
 
+/** Below this many keyed routes a plain scan is as fast as the index. */
+const MIN_INDEXED_ROUTES = 8;
+
+/**
+ * Finds the header most routes dispatch on (every alternative has an exact, non-negated
+ * condition on it) and groups routes by its required values; undefined when not worth it.
+ */
+function dispatchIndex(
+  compiled: readonly (Alternatives | undefined)[],
+  scratch: LookupScratch,
+): { slot: number; unkeyed: Int32Array; byValue: Map<string, Int32Array> } | undefined {
+  const keysOf = (alternatives: Alternatives | undefined, slot: number): string[] | undefined => {
+    if (!alternatives) return undefined;
+    const values: string[] = [];
+    for (const conditions of alternatives) {
+      const c = conditions.find((x) =>
+        x.source === SOURCE_SLOT && x.slot === slot && x.op === OP_EXACT && !x.negate
+      );
+      if (!c) return undefined;
+      values.push(c.value);
+    }
+    return values;
+  };
+  const routesPerSlot = new Map<number, number>();
+  for (const alternatives of compiled) {
+    const slots = new Set<number>();
+    for (const c of alternatives?.[0] ?? []) {
+      if (c.source === SOURCE_SLOT && !scratch.isQuery[c.slot]) slots.add(c.slot);
+    }
+    for (const slot of slots) {
+      if (keysOf(alternatives, slot)) routesPerSlot.set(slot, (routesPerSlot.get(slot) ?? 0) + 1);
+    }
+  }
+  let best = -1;
+  let bestCount = 0;
+  for (const [slot, count] of routesPerSlot) {
+    if (count > bestCount) [best, bestCount] = [slot, count];
+  }
+  if (bestCount < MIN_INDEXED_ROUTES) return undefined;
+  const unkeyed: number[] = [];
+  const lists = new Map<string, number[]>();
+  compiled.forEach((alternatives, i) => {
+    const values = keysOf(alternatives, best);
+    if (!values) return void unkeyed.push(i);
+    for (const v of new Set(values)) {
+      const list = lists.get(v) ?? [];
+      list.push(i);
+      lists.set(v, list);
+    }
+  });
+  const byValue = new Map<string, Int32Array>();
+  for (const [v, list] of lists) byValue.set(v, Int32Array.from(list));
+  return { slot: best, unkeyed: Int32Array.from(unkeyed), byValue };
+}
+
 /**
  * Routes whose every alternative requires a literal path (`uri.exact`) or path prefix
  * (`uri.prefix`, case-sensitive), grouped by that literal. A lookup gathers the groups of the
@@ -467,60 +522,6 @@ function pathLookup(
       if (evaluate(next, request, out)) return out;
     }
   };
-}
-/** Below this many keyed routes a plain scan is as fast as the index. */
-const MIN_INDEXED_ROUTES = 8;
-
-/**
- * Finds the header most routes dispatch on (every alternative has an exact, non-negated
- * condition on it) and groups routes by its required values; undefined when not worth it.
- */
-function dispatchIndex(
-  compiled: readonly (Alternatives | undefined)[],
-  scratch: LookupScratch,
-): { slot: number; unkeyed: Int32Array; byValue: Map<string, Int32Array> } | undefined {
-  const keysOf = (alternatives: Alternatives | undefined, slot: number): string[] | undefined => {
-    if (!alternatives) return undefined;
-    const values: string[] = [];
-    for (const conditions of alternatives) {
-      const c = conditions.find((x) =>
-        x.source === SOURCE_SLOT && x.slot === slot && x.op === OP_EXACT && !x.negate
-      );
-      if (!c) return undefined;
-      values.push(c.value);
-    }
-    return values;
-  };
-  const routesPerSlot = new Map<number, number>();
-  for (const alternatives of compiled) {
-    const slots = new Set<number>();
-    for (const c of alternatives?.[0] ?? []) {
-      if (c.source === SOURCE_SLOT && !scratch.isQuery[c.slot]) slots.add(c.slot);
-    }
-    for (const slot of slots) {
-      if (keysOf(alternatives, slot)) routesPerSlot.set(slot, (routesPerSlot.get(slot) ?? 0) + 1);
-    }
-  }
-  let best = -1;
-  let bestCount = 0;
-  for (const [slot, count] of routesPerSlot) {
-    if (count > bestCount) [best, bestCount] = [slot, count];
-  }
-  if (bestCount < MIN_INDEXED_ROUTES) return undefined;
-  const unkeyed: number[] = [];
-  const lists = new Map<string, number[]>();
-  compiled.forEach((alternatives, i) => {
-    const values = keysOf(alternatives, best);
-    if (!values) return void unkeyed.push(i);
-    for (const v of new Set(values)) {
-      const list = lists.get(v) ?? [];
-      list.push(i);
-      lists.set(v, list);
-    }
-  });
-  const byValue = new Map<string, Int32Array>();
-  for (const [v, list] of lists) byValue.set(v, Int32Array.from(list));
-  return { slot: best, unkeyed: Int32Array.from(unkeyed), byValue };
 }
 
 /**
