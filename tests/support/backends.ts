@@ -30,15 +30,19 @@ export async function startProxyOn(network: Network, snapshot: Snapshot, listen 
   return { proxy, ...(await proxy.start({ outbound: listen, inbound: listen })) };
 }
 
-/** Declares `fn` as a test on `backend` (skipped where it cannot load); the network must settle. */
+/**
+ * Declares `fn` as a test on `backend` (skipped where it cannot load, or when `ignore`); the
+ * network must settle.
+ */
 export function backendScenario(
   backend: SocketBackend,
   name: string,
   fn: (network: Network) => Promise<void>,
+  ignore = false,
 ): void {
   Deno.test({
     name: `[${backend.name}] ${name}`,
-    ignore: backend.network === null,
+    ignore: ignore || backend.network === null,
     async fn() {
       const network = backend.network!;
       await fn(network);

@@ -1,11 +1,24 @@
 /**
  * @module
- * Socket helpers shared by tests: a loopback port nothing listens on, reading until a
- * condition holds, writing a whole buffer over partial writes, and waiting for a socket
- * backend to settle. Bounded loops only.
+ * Socket helpers shared by tests: a loopback port nothing listens on, whether the host has an
+ * IPv6 loopback, reading until a condition holds, writing a whole buffer over partial writes,
+ * and waiting for a socket backend to settle. Bounded loops only.
  */
 
 /** A loopback port that was free a moment ago (bound to port 0, read, released). */
+/**
+ * Whether this host has an IPv6 loopback (`::1`); some containers run without one, and the
+ * tests that need it are then skipped rather than failed.
+ */
+export const hasIpv6Loopback: boolean = (() => {
+  try {
+    Deno.listen({ hostname: "::1", port: 0 }).close();
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
 export function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = l.addr.port;
