@@ -110,6 +110,11 @@ export async function runOps(command: string, args: ParsedArgs): Promise<string>
   if (!path) throw new UserError(`unknown command "${command}"`);
   const data = await adminCall(base, "GET", path);
   if (format === "json") return JSON.stringify(data, null, 2);
+  return formatOps(command, data);
+}
+
+/** The table (human) form of an operating command's answer from the admin API. */
+export function formatOps(command: string, data: unknown): string {
   switch (command) {
     case "members": {
       const ms = (data as { members: MemberRow[] }).members;
@@ -183,11 +188,12 @@ export async function runOps(command: string, args: ParsedArgs): Promise<string>
       ];
       if (st.proxyNetwork) lines.push(["sockets", st.proxyNetwork]);
       if (st.store) {
+        const last = st.store.lastChange;
         lines.push(
           [
             "store",
             `${st.store.count} resources, digest ${st.store.digest.slice(0, 16)}, last change ${
-              st.store.lastChange ?? "never"
+              last ? `${last.key} at ${last.at}` : "never"
             }`,
           ],
           ["converged", st.store.converged.join(", ") || "-"],
