@@ -10,6 +10,8 @@ import {
   errorMessage,
   formatHostPort,
   type HostPort,
+  ListenError,
+  listening,
   type Logger,
   type NodeConfig,
   parseHostPort,
@@ -184,32 +186,57 @@ export class Agent {
       accessLog: c.accessLog ? stdoutAccessLog(this.metrics) : undefined,
       network,
     });
-    const proxyAddrs = await this.#proxy.start({
-      outbound: addr(c.outboundAddr),
-      inbound: addr(c.inboundAddr),
-    });
+    let proxyAddrs: { outbound: HostPort; inbound: HostPort };
     try {
-      this.#replicator = await PolicyReplicator.start({
-        store: this.#store,
-        listenAddr: c.p2pAddr,
-        keyFile: `${c.dataDir}/p2p.key`,
-        log: this.log.child("pubsub"),
-        metrics: this.metrics,
+      proxyAddrs = await this.#proxy.start({
+        outbound: addr(c.outboundAddr),
+        inbound: addr(c.inboundAddr),
       });
-      const admin = await this.#startAdmin(addr(c.adminAddr));
-      this.#gossip = await GossipNode.create({
-        config: gossipConfigOf(c),
-        name: c.name,
-        nodeId: this.#nodeId,
-        bindAddr: addr(c.gossipAddr),
-        advertise: c.advertiseAddr
-          ? { hostname: c.advertiseAddr, port: addr(c.gossipAddr).port }
-          : undefined,
-        metadata: { inboundAddr: "", adminAddr: "", services: [] },
-        keyring,
-        logger: this.log.child("gossip"),
-        metrics: this.metrics,
-      });
+    } catch (err) {
+      await this.#proxy.stop(0);
+      await this.#store.close();
+      // Name the flag too: the proxy knows its listeners only as outbound and inbound.
+      if (err instanceof ListenError && err.what in listenerFlags) {
+        throw new ListenError(listenerFlags[err.what], err.address, err.reason);
+      }
+      throw err;
+    }
+    try {
+      this.#replicator = await listening(
+        "policy replication, --p2p-addr",
+        c.p2pAddr,
+        () =>
+          PolicyReplicator.start({
+            store: this.#store,
+            listenAddr: c.p2pAddr,
+            keyFile: `${c.dataDir}/p2p.key`,
+            log: this.log.child("pubsub"),
+            metrics: this.metrics,
+          }),
+      );
+      const admin = await listening(
+        "admin API, --admin-addr",
+        c.adminAddr,
+        () => this.#startAdmin(addr(c.adminAddr)),
+      );
+      this.#gossip = await listening(
+        "gossip, --gossip-addr",
+        c.gossipAddr,
+        () =>
+          GossipNode.create({
+            config: gossipConfigOf(c),
+            name: c.name,
+            nodeId: this.#nodeId,
+            bindAddr: addr(c.gossipAddr),
+            advertise: c.advertiseAddr
+              ? { hostname: c.advertiseAddr, port: addr(c.gossipAddr).port }
+              : undefined,
+            metadata: { inboundAddr: "", adminAddr: "", services: [] },
+            keyring,
+            logger: this.log.child("gossip"),
+            metrics: this.metrics,
+          }),
+      );
       const gossipBound = this.#gossip.localAddr();
       if (c.advertiseAddr && addr(c.gossipAddr).port === 0) {
         // Port 0 was resolved at bind time; advertise the real one.
@@ -606,14 +633,20 @@ export function routesView(snap: Snapshot): unknown {
   };
 }
 
+/** The flags that set the proxy's listeners, by the names the proxy gives them. */
+const listenerFlags: Record<string, string> = {
+  "outbound listener": "outbound listener, --outbound-addr",
+  "inbound listener": "inbound listener, --inbound-addr",
+};
+
 /** Runs an agent until SIGINT/SIGTERM; SIGHUP reloads. Returns the exit code. */
 export async function runAgentUntilSignal(config: NodeConfig, args: ParsedArgs): Promise<number> {
   const agent = new Agent(config, () => agentConfigFromArgs(args));
   try {
     await agent.start();
   } catch (err) {
-    if (err instanceof Deno.errors.AddrInUse) {
-      console.error(`weft: cannot listen: ${errorMessage(err)}`);
+    if (err instanceof ListenError) {
+      console.error(`weft: ${err.message}`);
       return 1;
     }
     throw err;

@@ -10,7 +10,11 @@
  */
 import {
   type Clock,
+  errorMessage,
+  formatHostPort,
   type HostPort,
+  ListenError,
+  listenFailureReason,
   type Logger,
   realClock,
   type Registry,
@@ -231,10 +235,10 @@ export class Proxy {
           (tracked) => serveTcpUpstream(tracked, upstream, ctx),
         );
       } catch (err) {
-        throw new Error(
-          `cannot listen on ${addr.hostname}:${addr.port} (tcp upstream ${upstream.service}): ${
-            (err as Error).message
-          }`,
+        throw new ListenError(
+          `tcp upstream ${upstream.service}`,
+          formatHostPort(addr),
+          listenFailureReason(err) ?? errorMessage(err),
         );
       }
       this.#listeners.push(listener);
@@ -269,8 +273,10 @@ export class Proxy {
         return serveHttp1(tracked, ctx);
       });
     } catch (err) {
-      throw new Error(
-        `cannot listen on ${addr.hostname}:${addr.port} (${kind}): ${(err as Error).message}`,
+      throw new ListenError(
+        `${kind} listener`,
+        formatHostPort(addr),
+        listenFailureReason(err) ?? errorMessage(err),
       );
     }
   }

@@ -2,6 +2,7 @@
  * The `weft` command line as users meet it: exit codes, one-line errors, help and version.
  */
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
+import { freePort } from "./support/sockets.ts";
 
 const mainTs = new URL("../main.ts", import.meta.url).pathname;
 
@@ -94,4 +95,33 @@ Deno.test("operating commands exit 1 with a clear line when no node answers", as
   const r = await weft("members", "--admin", "127.0.0.1:1");
   assertEquals(r.code, 1);
   assertMatch(oneLine(r.stderr), /cannot reach the Weft admin API at http:\/\/127\.0\.0\.1:1/);
+});
+
+Deno.test("an address in use exits 1 with one line naming the address and its flag", async () => {
+  const flags = [
+    "--admin-addr",
+    "--outbound-addr",
+    "--inbound-addr",
+    "--gossip-addr",
+    "--p2p-addr",
+  ];
+  const runs = flags.map(async (taken) => {
+    const dataDir = await Deno.makeTempDir({ prefix: "weft-cli-inuse-" });
+    const ports = new Map(flags.map((f) => [f, freePort()]));
+    const blocker = Deno.listen({ hostname: "127.0.0.1", port: ports.get(taken)! });
+    try {
+      const args = ["agent", "--name", "inuse", "--data-dir", dataDir, "--log-level", "error"];
+      for (const f of flags) args.push(f, `127.0.0.1:${ports.get(f)}`);
+      const r = await weft(...args);
+      assertEquals(r.code, 1, `${taken}: ${r.stderr}`);
+      const expected = `cannot listen on 127.0.0.1:${ports.get(taken)} (`;
+      const line = oneLine(r.stderr);
+      assert(line.startsWith(`weft: ${expected}`), `${taken}: ${line}`);
+      assert(line.endsWith(`${taken}): address already in use`), `${taken}: ${line}`);
+    } finally {
+      blocker.close();
+      await Deno.remove(dataDir, { recursive: true });
+    }
+  });
+  await Promise.all(runs);
 });
