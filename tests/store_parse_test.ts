@@ -107,7 +107,10 @@ Deno.test("unknown kinds, versions, bad names and missing fields are named", () 
 });
 
 Deno.test("invalid YAML and JSON are one clear error each", () => {
-  assert.match(userError(() => parseResources("kind: [unclosed")).message, /invalid YAML/);
+  const yamlMessage = userError(() => parseResources("kind: [unclosed")).message;
+  assert.match(yamlMessage, /invalid YAML at line \d+, column \d+: \w/);
+  assert.equal(yamlMessage.match(/at line/g)?.length, 1, `position given once: ${yamlMessage}`);
+  assert.doesNotMatch(yamlMessage, /:$/);
   assert.match(userError(() => parseResources('{"kind": ')).message, /invalid JSON/);
   assert.match(userError(() => parseResources("")).message, /no resources/);
   assert.match(

@@ -185,8 +185,9 @@ function splitDocuments(text: string, format: InputFormat | undefined): {
         const line = e.linePos?.[0];
         issues.push({
           path: `[doc ${i + 1}]`,
+          // The parser's first line repeats the position and ends where its code frame starts.
           message: `invalid YAML${line ? ` at line ${line.line}, column ${line.col}` : ""}: ${
-            e.message.split("\n")[0]
+            e.message.split("\n")[0].replace(/ at line \d+, column \d+:?$/, "")
           }`,
         });
       }
