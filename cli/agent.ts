@@ -163,10 +163,11 @@ export class Agent {
   /** Starts every part; on failure stops what started and rethrows. */
   async start(): Promise<BoundAddresses> {
     const c = this.#config;
-    this.#nodeId = await loadNodeId(c.dataDir);
+    // Keys first: a bad one is the user's to fix, and must not leave a data directory behind.
     const keys = keysOf(c);
     const keyring = keys.length > 0 ? await Keyring.create(keys) : undefined;
     this.#keyring = keyring;
+    this.#nodeId = await loadNodeId(c.dataDir);
     this.#store = await PolicyStore.open({
       nodeId: this.#nodeId,
       dataDir: c.dataDir,

@@ -48,6 +48,21 @@ Deno.test("bad flag values exit 2 naming the flag and the reason", async () => {
   }
 });
 
+Deno.test("a gossip key of the wrong size exits 2 before the data directory is made", async () => {
+  const parent = await Deno.makeTempDir({ prefix: "weft-cli-key-" });
+  try {
+    const dataDir = `${parent}/data`;
+    const shortKey = btoa(String.fromCharCode(...new Uint8Array(16)));
+    const r = await weft("agent", "--data-dir", dataDir, "--encrypt-key", shortKey);
+    assertEquals(r.code, 2, r.stderr);
+    assertMatch(oneLine(r.stderr), /--encrypt-key: must decode to 32 bytes/);
+    const made = await Deno.stat(dataDir).then(() => true, () => false);
+    assertEquals(made, false, "nothing written for a refused start");
+  } finally {
+    await Deno.remove(parent, { recursive: true });
+  }
+});
+
 Deno.test("an invalid config file exits 2 naming the field", async () => {
   const dir = await Deno.makeTempDir();
   try {
