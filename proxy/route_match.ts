@@ -336,172 +336,54 @@ export function compileRouteTableWithIndex(
     };
   }
   const { slot, unkeyed, byValue } = index;
+  const candidates = new CandidateLists(2, evaluate);
   return (request, out) => {
     scratch.generation++;
     const value = scratch.value(request, slot);
-    const keyed = (value != null && byValue.get(value)) || NO_ROUTES;
-    // Merge the two ascending lists of candidates so routes are tried in their order.
-    let u = 0;
-    let k = 0;
-    while (u < unkeyed.length || k < keyed.length) {
-      const i = k >= keyed.length || (u < unkeyed.length && unkeyed[u] < keyed[k])
-        ? unkeyed[u++]
-        : keyed[k++];
-      if (evaluate(i, request, out)) return out;
-    }
-    return undefined;
+    candidates.reset();
+    candidates.add(unkeyed);
+    if (value != null) candidates.add(byValue.get(value));
+    return candidates.first(request, out);
   };
 }
 
-const NO_ROUTES = new Int32Array(0);
-
-/** Below this many keyed routes a plain scan is as fast as the index. */
-const MIN_INDEXED_ROUTES = 8;
+/** Tries route `i` on a request, filling `out` when it matches. */
+type EvaluateRoute = (i: number, request: MatchRequest, out: RouteTableHit) => boolean;
 
 /**
- * Finds the header most routes dispatch on (every alternative has an exact, non-negated
- * condition on it) and groups routes by its required values; undefined when not worth it.
+ * The candidate routes of one indexed lookup: a few ascending lists of route indices, tried
+ * merged in route order (a route in two lists once), so an index keeps first-match order.
+ * Reused between lookups, which are synchronous, so a lookup allocates nothing.
  */
-function dispatchIndex(
-  compiled: readonly (Alternatives | undefined)[],
-  scratch: LookupScratch,
-): { slot: number; unkeyed: Int32Array; byValue: Map<string, Int32Array> } | undefined {
-  const keysOf = (alternatives: Alternatives | undefined, slot: number): string[] | undefined => {
-    if (!alternatives) return undefined;
-    const values: string[] = [];
-    for (const conditions of alternatives) {
-      const c = conditions.find((x) =>
-        x.source === SOURCE_SLOT && x.slot === slot && x.op === OP_EXACT && !x.negate
-      );
-      if (!c) return undefined;
-      values.push(c.value);
-    }
-    return values;
-  };
-  const routesPerSlot = new Map<number, number>();
-  for (const alternatives of compiled) {
-    const slots = new Set<number>();
-    for (const c of alternatives?.[0] ?? []) {
-      if (c.source === SOURCE_SLOT && !scratch.isQuery[c.slot]) slots.add(c.slot);
-    }
-    for (const slot of slots) {
-      if (keysOf(alternatives, slot)) routesPerSlot.set(slot, (routesPerSlot.get(slot) ?? 0) + 1);
-    }
+class CandidateLists {
+  readonly #lists: Int32Array[];
+  readonly #cursors: Int32Array;
+  #count = 0;
+
+  constructor(maxLists: number, readonly evaluate: EvaluateRoute) {
+    this.#lists = new Array(maxLists).fill(NO_ROUTES);
+    this.#cursors = new Int32Array(maxLists);
   }
-  let best = -1;
-  let bestCount = 0;
-  for (const [slot, count] of routesPerSlot) {
-    if (count > bestCount) [best, bestCount] = [slot, count];
+
+  reset(): void {
+    this.#count = 0;
   }
-  if (bestCount < MIN_INDEXED_ROUTES) return undefined;
-  const unkeyed: number[] = [];
-  const lists = new Map<string, number[]>();
-  compiled.forEach((alternatives, i) => {
-    const values = keysOf(alternatives, best);
-    if (!values) return void unkeyed.push(i);
-    for (const v of new Set(values)) {
-      const list = lists.get(v) ?? [];
-      list.push(i);
-      lists.set(v, list);
-    }
-  });
-  const byValue = new Map<string, Int32Array>();
-  for (const [v, list] of lists) byValue.set(v, Int32Array.from(list));
-  return { slot: best, unkeyed: Int32Array.from(unkeyed), byValue };
-}
 
-/**
- * Routes whose every alternative requires a literal path (`uri.exact`) or path prefix
- * (`uri.prefix`, case-sensitive), grouped by that literal. A lookup gathers the groups of the
- * request's path and of its own prefixes at the lengths that occur, so a table of many
- * path-prefix routes (the API-gateway shape) costs a few map lookups instead of a scan.
- */
-interface PathIndex {
-  /** Routes that can match whatever the path is, ascending. */
-  unkeyed: Int32Array;
-  byExact: Map<string, Int32Array>;
-  byPrefix: Map<string, Int32Array>;
-  /** The distinct lengths of the prefixes in `byPrefix`, ascending. */
-  prefixLengths: Int32Array;
-}
-
-/** The path literals one route requires, or undefined when some alternative requires none. */
-function pathKeysOf(
-  alternatives: Alternatives | undefined,
-): { op: number; value: string }[] | undefined {
-  if (!alternatives) return undefined;
-  const keys: { op: number; value: string }[] = [];
-  for (const conditions of alternatives) {
-    const c = conditions.find((x) =>
-      x.source === SOURCE_PATH && !x.negate && (x.op === OP_EXACT || x.op === OP_PREFIX)
-    );
-    if (!c) return undefined;
-    keys.push({ op: c.op, value: c.value });
+  add(list: Int32Array | undefined): void {
+    if (list !== undefined && list.length > 0) this.#lists[this.#count++] = list;
   }
-  return keys;
-}
 
-/** The path index of a table, or undefined when too few routes are keyed for it to pay. */
-function pathIndex(compiled: readonly (Alternatives | undefined)[]): PathIndex | undefined {
-  const unkeyed: number[] = [];
-  const exact = new Map<string, number[]>();
-  const prefix = new Map<string, number[]>();
-  const add = (map: Map<string, number[]>, key: string, route: number) => {
-    const list = map.get(key);
-    if (!list) map.set(key, [route]);
-    else if (list[list.length - 1] !== route) list.push(route);
-  };
-  let keyed = 0;
-  compiled.forEach((alternatives, i) => {
-    const keys = pathKeysOf(alternatives);
-    if (!keys) return void unkeyed.push(i);
-    keyed++;
-    for (const k of keys) add(k.op === OP_EXACT ? exact : prefix, k.value, i);
-  });
-  const lengths = [...new Set([...prefix.keys()].map((k) => k.length))].sort((a, b) => a - b);
-  // Each distinct length is a map lookup per request: with nearly one per route, the scan's
-  // `startsWith` calls are as cheap.
-  if (keyed < MIN_INDEXED_ROUTES || lengths.length * 2 > keyed) return undefined;
-  const frozen = (map: Map<string, number[]>) =>
-    new Map([...map].map(([k, list]) => [k, Int32Array.from(list)]));
-  return {
-    unkeyed: Int32Array.from(unkeyed),
-    byExact: frozen(exact),
-    byPrefix: frozen(prefix),
-    prefixLengths: Int32Array.from(lengths),
-  };
-}
-
-/**
- * A lookup over a {@linkcode PathIndex}: the candidate lists (each ascending) are merged so
- * routes are tried in their order, and a route listed twice is tried once.
- */
-function pathLookup(
-  index: PathIndex,
-  scratch: LookupScratch,
-  evaluate: (i: number, request: MatchRequest, out: RouteTableHit) => boolean,
-): (request: MatchRequest, out: RouteTableHit) => RouteTableHit | undefined {
-  const { unkeyed, byExact, byPrefix, prefixLengths } = index;
-  // Reused between lookups (they are synchronous), with a count rather than a length so that
-  // a lookup allocates nothing: the candidate lists and a cursor in each.
-  const lists: Int32Array[] = new Array(prefixLengths.length + 2).fill(NO_ROUTES);
-  const cursors = new Int32Array(lists.length);
-  return (request, out) => {
-    scratch.generation++;
-    const path = request.path;
-    let count = 0;
-    if (unkeyed.length > 0) lists[count++] = unkeyed;
-    const exact = byExact.get(path);
-    if (exact) lists[count++] = exact;
-    for (let l = 0; l < prefixLengths.length && prefixLengths[l] <= path.length; l++) {
-      const list = byPrefix.get(path.slice(0, prefixLengths[l]));
-      if (list) lists[count++] = list;
-    }
+  /** The first candidate, in route order, that matches. */
+  first(request: MatchRequest, out: RouteTableHit): RouteTableHit | undefined {
+    const lists = this.#lists;
+    const count = this.#count;
+    if (count === 0) return undefined;
     if (count === 1) {
       const only = lists[0];
-      for (let c = 0; c < only.length; c++) if (evaluate(only[c], request, out)) return out;
+      for (let c = 0; c < only.length; c++) if (this.evaluate(only[c], request, out)) return out;
       return undefined;
     }
+    const cursors = this.#cursors;
     cursors.fill(0, 0, count);
     let last = -1;
     for (;;) {
@@ -519,8 +401,143 @@ function pathLookup(
       cursors[best]++;
       if (next === last) continue;
       last = next;
-      if (evaluate(next, request, out)) return out;
+      if (this.evaluate(next, request, out)) return out;
     }
+  }
+}
+
+const NO_ROUTES = new Int32Array(0);
+
+/** The condition `pick` accepts in each alternative, or undefined when one has none. */
+function requiredPerAlternative(
+  alternatives: Alternatives | undefined,
+  pick: (c: Condition) => boolean,
+): Condition[] | undefined {
+  if (!alternatives) return undefined;
+  const found: Condition[] = [];
+  for (const conditions of alternatives) {
+    const c = conditions.find(pick);
+    if (!c) return undefined;
+    found.push(c);
+  }
+  return found;
+}
+
+/** Files `route` under `key`; routes are filed in ascending order, so a repeat is the last. */
+function fileRoute(groups: Map<string, number[]>, key: string, route: number): void {
+  const list = groups.get(key);
+  if (!list) groups.set(key, [route]);
+  else if (list[list.length - 1] !== route) list.push(route);
+}
+
+/** Route groups as typed arrays, for lookups. */
+function frozenGroups(groups: Map<string, number[]>): Map<string, Int32Array> {
+  return new Map([...groups].map(([key, list]) => [key, Int32Array.from(list)]));
+}
+
+/** Below this many keyed routes a plain scan is as fast as the index. */
+const MIN_INDEXED_ROUTES = 8;
+
+/**
+ * Finds the header most routes dispatch on (every alternative has an exact, non-negated
+ * condition on it) and groups routes by its required values; undefined when not worth it.
+ */
+function dispatchIndex(
+  compiled: readonly (Alternatives | undefined)[],
+  scratch: LookupScratch,
+): { slot: number; unkeyed: Int32Array; byValue: Map<string, Int32Array> } | undefined {
+  const keysOf = (alternatives: Alternatives | undefined, slot: number) =>
+    requiredPerAlternative(
+      alternatives,
+      (x) => x.source === SOURCE_SLOT && x.slot === slot && x.op === OP_EXACT && !x.negate,
+    );
+  const routesPerSlot = new Map<number, number>();
+  for (const alternatives of compiled) {
+    const slots = new Set<number>();
+    for (const c of alternatives?.[0] ?? []) {
+      if (c.source === SOURCE_SLOT && !scratch.isQuery[c.slot]) slots.add(c.slot);
+    }
+    for (const slot of slots) {
+      if (keysOf(alternatives, slot)) routesPerSlot.set(slot, (routesPerSlot.get(slot) ?? 0) + 1);
+    }
+  }
+  let best = -1;
+  let bestCount = 0;
+  for (const [slot, count] of routesPerSlot) {
+    if (count > bestCount) [best, bestCount] = [slot, count];
+  }
+  if (bestCount < MIN_INDEXED_ROUTES) return undefined;
+  const unkeyed: number[] = [];
+  const groups = new Map<string, number[]>();
+  compiled.forEach((alternatives, i) => {
+    const keys = keysOf(alternatives, best);
+    if (!keys) return void unkeyed.push(i);
+    for (const c of keys) fileRoute(groups, c.value, i);
+  });
+  return { slot: best, unkeyed: Int32Array.from(unkeyed), byValue: frozenGroups(groups) };
+}
+
+/**
+ * Routes whose every alternative requires a literal path (`uri.exact`) or path prefix
+ * (`uri.prefix`, case-sensitive), grouped by that literal. A lookup gathers the groups of the
+ * request's path and of its own prefixes at the lengths that occur, so a table of many
+ * path-prefix routes (the API-gateway shape) costs a few map lookups instead of a scan.
+ */
+interface PathIndex {
+  /** Routes that can match whatever the path is, ascending. */
+  unkeyed: Int32Array;
+  byExact: Map<string, Int32Array>;
+  byPrefix: Map<string, Int32Array>;
+  /** The distinct lengths of the prefixes in `byPrefix`, ascending. */
+  prefixLengths: Int32Array;
+}
+
+/** A condition that requires a literal path or path prefix. */
+const isPathLiteral = (c: Condition): boolean =>
+  c.source === SOURCE_PATH && !c.negate && (c.op === OP_EXACT || c.op === OP_PREFIX);
+
+/** The path index of a table, or undefined when too few routes are keyed for it to pay. */
+function pathIndex(compiled: readonly (Alternatives | undefined)[]): PathIndex | undefined {
+  const unkeyed: number[] = [];
+  const exact = new Map<string, number[]>();
+  const prefix = new Map<string, number[]>();
+  let keyed = 0;
+  compiled.forEach((alternatives, i) => {
+    const keys = requiredPerAlternative(alternatives, isPathLiteral);
+    if (!keys) return void unkeyed.push(i);
+    keyed++;
+    for (const c of keys) fileRoute(c.op === OP_EXACT ? exact : prefix, c.value, i);
+  });
+  const lengths = [...new Set([...prefix.keys()].map((k) => k.length))].sort((a, b) => a - b);
+  // Each distinct length is a map lookup per request: with nearly one per route, the scan's
+  // `startsWith` calls are as cheap.
+  if (keyed < MIN_INDEXED_ROUTES || lengths.length * 2 > keyed) return undefined;
+  return {
+    unkeyed: Int32Array.from(unkeyed),
+    byExact: frozenGroups(exact),
+    byPrefix: frozenGroups(prefix),
+    prefixLengths: Int32Array.from(lengths),
+  };
+}
+
+/** A lookup over a {@linkcode PathIndex}: the path's groups and the unkeyed routes, in order. */
+function pathLookup(
+  index: PathIndex,
+  scratch: LookupScratch,
+  evaluate: EvaluateRoute,
+): (request: MatchRequest, out: RouteTableHit) => RouteTableHit | undefined {
+  const { unkeyed, byExact, byPrefix, prefixLengths } = index;
+  const candidates = new CandidateLists(prefixLengths.length + 2, evaluate);
+  return (request, out) => {
+    scratch.generation++;
+    const path = request.path;
+    candidates.reset();
+    candidates.add(unkeyed);
+    candidates.add(byExact.get(path));
+    for (let l = 0; l < prefixLengths.length && prefixLengths[l] <= path.length; l++) {
+      candidates.add(byPrefix.get(path.slice(0, prefixLengths[l])));
+    }
+    return candidates.first(request, out);
   };
 }
 
