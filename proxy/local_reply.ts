@@ -71,6 +71,62 @@ const statusText: Record<number, string> = {
   504: "Gateway Timeout",
 };
 
+/**
+ * A reply the proxy makes itself: status, flag and message, named once here so that every
+ * layer that gives up on a request answers the same way for the same reason.
+ */
+export interface LocalReply {
+  readonly status: number;
+  readonly flag: ResponseFlag;
+  readonly message: string;
+}
+
+function reply(status: number, flag: ResponseFlag, message: string): LocalReply {
+  return Object.freeze({ status, flag, message });
+}
+
+/** The proxy's own answers, by reason. */
+export const replies = Object.freeze({
+  /** A request target that is neither origin-form nor an `http://` absolute URL. */
+  badTarget: reply(400, "DPE", "unsupported request target"),
+  noRoute: reply(404, "NR", "no route"),
+  noLocalService: reply(404, "NR", "no local service"),
+  noHealthyUpstream: reply(503, "UH", "no healthy upstream"),
+  /** A circuit breaker (DestinationRule connectionPool) refused the request. */
+  overflow: reply(503, "UO", "upstream overflow"),
+  /** The route timeout (or, after retries, the last per-try timeout) expired. */
+  timeout: reply(504, "UT", "upstream request timeout"),
+  connectError: reply(502, "UF", "upstream connect error"),
+  connectTimeout: reply(502, "UF", "upstream connect timeout"),
+  terminated: reply(502, "UC", "upstream connection terminated"),
+  reset: reply(502, "UR", "upstream reset"),
+  protocolError: reply(502, "UPE", "upstream protocol error"),
+});
+
+const faultAborts = new Map<number, LocalReply>();
+
+/** The fault filter's abort with the configured status. */
+export function faultAbortReply(status: number): LocalReply {
+  let r = faultAborts.get(status);
+  if (r === undefined) faultAborts.set(status, r = reply(status, "FI", "fault filter abort"));
+  return r;
+}
+
+/** A request the downstream codec could not parse: 400 DPE with the parser's reason. */
+export function malformedRequestReply(reason: string): LocalReply {
+  return reply(400, "DPE", reason);
+}
+
+/** A raw TCP service asked for with something else than its upgrade. */
+export function tcpExpectedReply(protocol: string): LocalReply {
+  return reply(400, "-", `tcp service: expects upgrade to ${protocol}`);
+}
+
+/** A TCP upgrade sent to a service that is not a `tcp` one. */
+export function notTcpServiceReply(service: string): LocalReply {
+  return reply(400, "-", `service "${service}" is not a tcp service`);
+}
+
 const cache = new Map<string, Uint8Array>();
 
 /**

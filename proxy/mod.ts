@@ -24,7 +24,8 @@ import {
 import { ClusterManager } from "./cluster.ts";
 import { DeadlineTicker } from "./deadlines.ts";
 import { MirrorSender } from "./filters/mirror.ts";
-import { type Http1Context, serveHttp1 } from "./http1_server.ts";
+import type { ProxyContext } from "./exchange.ts";
+import { serveHttp1 } from "./session_http1.ts";
 import { TcpListener } from "./listener.ts";
 import { denoNetwork, type Network } from "./io/net.ts";
 import { PoolManager } from "./pool.ts";
@@ -141,7 +142,7 @@ export class Proxy {
   readonly #deadlines: DeadlineTicker;
   readonly #accessLog: AccessLogSink | undefined;
   readonly #mirrors = new MirrorSender();
-  readonly #contexts: Http1Context[] = [];
+  readonly #contexts: ProxyContext[] = [];
   #listeners: TcpListener[] = [];
   readonly #tcpMetrics: TcpMetrics;
   #tcpBound: TcpUpstreamAddress[] = [];
@@ -252,7 +253,7 @@ export class Proxy {
   }
 
   #listen(kind: ListenerKind, addr: HostPort): TcpListener {
-    const ctx: Http1Context = {
+    const ctx: ProxyContext = {
       kind,
       snapshot: () => this.#snapshot,
       clusters: this.#clusters,

@@ -8,7 +8,7 @@
  * - a local instance (`viaInbound` false) is connected to directly;
  * - a remote instance is reached through its node's inbound listener with an HTTP/1.1
  *   upgrade to `weft-tcp/1` (`x-weft-destination: SERVICE`); after the `101` the connection
- *   carries the raw bytes (the inbound side is in http1_server.ts, `#tcpTunnel`).
+ *   carries the raw bytes (the inbound side is in upgrade.ts, `openTcpTunnel`).
  *
  * Bytes then move both ways with half-close ({@linkcode joinConnections}). No endpoint closes
  * the client at once (flag `UH`); a failed connect or refused handshake closes it too (`UF`).

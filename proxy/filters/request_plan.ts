@@ -3,7 +3,7 @@
  * Everything the proxy decides about one outbound request before it goes upstream, computed
  * synchronously from the snapshot and the parsed head: route (first matching rule), redirect,
  * CORS preflight, fault, weighted destination, consistent-hash key, rewrite, header-edit plans
- * and mirroring. The HTTP/1.1 session (http1_server.ts) owns one plan per connection and
+ * and mirroring. The HTTP/1.1 session (session_http1.ts) owns one plan per connection and
  * reuses it for every request, so the common case (no filters configured) allocates nothing
  * beyond the route lookup's strings.
  */
