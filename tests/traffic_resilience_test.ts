@@ -6,6 +6,7 @@
  * changes the response even when the mirror is slow or failing.
  */
 import { assert, assertEquals, assertGreater, assertLess, eventually } from "./support/assert.ts";
+import { FakeClock } from "../lib/mod.ts";
 import { TestClient } from "../proxy/test_util.ts";
 import {
   type Backend,
@@ -29,11 +30,15 @@ spec:
 ${http}`;
 }
 
-/** Runs `fn` with a proxy routing host `api` per `http`, and backends as catalog services. */
+/**
+ * Runs `fn` with a proxy routing host `api` per `http`, and backends as catalog services; the
+ * proxy's timers run on `clock` when one is given.
+ */
 async function withApi(
   http: string,
   services: Record<string, Backend[]>,
   fn: (client: TestClient, p: RunningProxy) => Promise<void>,
+  clock?: FakeClock,
 ) {
   const all = Object.values(services).flat();
   let p: RunningProxy | undefined;
@@ -42,7 +47,7 @@ async function withApi(
     const catalog = Object.entries(services).flatMap(([s, bs]) =>
       bs.map((b) => catalogEntry(s, b))
     );
-    p = await runProxy(snapshotOf(vs(http), catalog));
+    p = await runProxy(snapshotOf(vs(http), catalog), { clock });
     client = await TestClient.connect(p.outbound);
     await fn(client, p);
   } finally {
@@ -60,6 +65,37 @@ async function scripted(name: string, plan: number[]): Promise<Backend & { hits:
     return new Response(`${name} ${status}`, { status });
   });
   return { ...b, hits: () => hits };
+}
+
+/**
+ * Moves `clock` forward `stepMs` at a time until `done` holds, polling between steps so the
+ * proxy's sockets make progress; for waits whose fake length is not fixed (a retry backoff is
+ * random). Returns how far the clock moved.
+ */
+async function advanceUntil(
+  what: string,
+  clock: FakeClock,
+  done: () => boolean,
+  stepMs = 5,
+): Promise<number> {
+  const from = clock.now();
+  await eventually(
+    what,
+    () => {
+      if (done()) return true;
+      clock.advance(stepMs);
+      return false;
+    },
+    10_000,
+    2,
+  );
+  return clock.now() - from;
+}
+
+/** A promise and its resolver, for an upstream that holds a response until the test says. */
+function gate(): { held: Promise<void>; open: () => void } {
+  const { promise, resolve } = Promise.withResolvers<void>();
+  return { held: promise, open: () => resolve() };
 }
 
 function retries(attempts: number, retryOn: string, extra = ""): string {
@@ -161,27 +197,43 @@ Deno.test("resets before a response are retried under reset, not otherwise", asy
   }
 });
 
+// On a FakeClock: the held tries never answer, so only the proxy's own timers (per-try and
+// route deadlines, the retry backoff) can end them, and the test moves those timers' time.
 Deno.test("perTryTimeout ends a slow try and retries; the route timeout bounds all tries", async () => {
+  const clock = new FakeClock();
+  const firstTry = gate();
   let hits = 0;
   const slowFirst = await backend("up", {}, async () => {
-    if (hits++ === 0) await new Promise((r) => setTimeout(r, 400));
+    if (hits++ === 0) await firstTry.held;
     return new Response("fast");
   });
   await withApi(
     retries(2, "5xx", ", perTryTimeout: 100ms"),
     { up: [slowFirst] },
     async (client) => {
-      const started = performance.now();
-      const r = await client.request(get("api"));
-      assertEquals([r.status, r.body, hits], [200, "fast", 2]);
-      assertLess(performance.now() - started, 390, "did not wait for the slow try");
+      try {
+        const response = client.request(get("api"));
+        await eventually("the first try reaches the upstream", () => hits === 1);
+        clock.advance(100); // the per-try timeout
+        // The retry waits out a random backoff of at most 25 ms on the same clock.
+        const backoff = await advanceUntil("the retry", clock, () => hits === 2);
+        assert(backoff <= 30, `retried after a ${backoff} ms backoff`);
+        const r = await response;
+        // The first try is still held: the answer can only have come from the retry.
+        assertEquals([r.status, r.body, hits], [200, "fast", 2]);
+      } finally {
+        firstTry.open();
+      }
     },
+    clock,
   );
 
+  const slowClock = new FakeClock();
+  const everyTry = gate();
   let slowHits = 0;
   const alwaysSlow = await backend("up", {}, async () => {
     slowHits++;
-    await new Promise((r) => setTimeout(r, 300));
+    await everyTry.held;
     return new Response("slow");
   });
   await withApi(
@@ -191,16 +243,31 @@ Deno.test("perTryTimeout ends a slow try and retries; the route timeout bounds a
 `,
     { up: [alwaysSlow] },
     async (client, p) => {
-      const r = await client.request(get("api"));
-      assertEquals([r.status, r.headers.get("x-weft-flag"), slowHits], [504, "UT", 3]);
-      assertEquals(p.log.at(-1)?.flag, "UT");
+      try {
+        const response = client.request(get("api"));
+        let answered = false;
+        response.finally(() => answered = true);
+        // Three tries of 60 ms plus two backoffs of at most 25 and 75 ms: well within 2 s.
+        const took = await advanceUntil("the last try to time out", slowClock, () => answered);
+        assert(took < 2000, `answered after ${took} ms of fake time`);
+        const r = await response;
+        assertEquals([r.status, r.headers.get("x-weft-flag"), slowHits], [504, "UT", 3]);
+        assertEquals(p.log.at(-1)?.flag, "UT");
+      } finally {
+        everyTry.open();
+      }
     },
+    slowClock,
   );
 });
 
 Deno.test("the route timeout answers 504 UT", async () => {
+  const clock = new FakeClock();
+  const reply = gate();
+  let hits = 0;
   const slow = await backend("up", {}, async () => {
-    await new Promise((r) => setTimeout(r, 300));
+    hits++;
+    await reply.held;
     return new Response("late");
   });
   await withApi(
@@ -209,15 +276,23 @@ Deno.test("the route timeout answers 504 UT", async () => {
 `,
     { up: [slow] },
     async (client) => {
-      const started = performance.now();
-      const r = await client.request(get("api"));
-      assertEquals([r.status, r.headers.get("x-weft-flag")], [504, "UT"]);
-      assertLess(performance.now() - started, 280);
+      try {
+        const response = client.request(get("api"));
+        await eventually("the request reaches the upstream", () => hits === 1);
+        // Exactly the route timeout on the proxy's clock; the upstream never answers.
+        clock.advance(80);
+        const r = await response;
+        assertEquals([r.status, r.headers.get("x-weft-flag")], [504, "UT"]);
+      } finally {
+        reply.open();
+      }
     },
+    clock,
   );
 });
 
 Deno.test("fault abort hits about its percentage; delay applies and is flagged", async () => {
+  const clock = new FakeClock();
   const up = await backend("up");
   await withApi(
     `    - match: [{ uri: { prefix: /abort } }]
@@ -244,12 +319,20 @@ Deno.test("fault abort hits about its percentage; delay applies and is flagged",
       assertEquals(up.requests.length, n - aborted);
       assertEquals(p.log.filter((e) => e.flag === "FI").length, aborted);
 
-      const started = performance.now();
-      const d = await client.request(get("api", "/delay"));
+      // The delay runs on the proxy's clock: the response waits until that clock has moved
+      // 60 ms past the moment the request arrived (which is after the clock starts moving).
+      const delayed = client.request(get("api", "/delay"));
+      let answered = false;
+      delayed.finally(() => answered = true);
+      const waited = await advanceUntil("the delayed response", clock, () => answered);
+      const d = await delayed;
       assertEquals(d.status, 200);
-      assertGreater(performance.now() - started, 55);
+      assert(waited >= 60, `answered after ${waited} ms of fake time`);
       assertEquals(p.log.at(-1)?.flag, "DI");
+      assert(p.log.at(-1)!.durationMs >= 60, "the access log counts the delay");
+      assertEquals(up.requests.length, n - aborted + 1);
     },
+    clock,
   );
 });
 
@@ -268,11 +351,11 @@ Deno.test("mirror never changes the response, even when the mirror is slow or fa
 `,
       { up: [primary], shadow: [slowMirror] },
       async (client) => {
+        // The mirror holds every copy at its gate until the end, so each response arriving
+        // at all shows the primary's answer does not wait for the mirror's (no time bound).
         for (let i = 0; i < 5; i++) {
-          const started = performance.now();
           const r = await client.request(get("api", `/m${i}`, {}, "GET"));
           assertEquals([r.status, r.body], [200, "primary"]);
-          assertLess(performance.now() - started, 1000);
         }
         const seen = await eventually(
           "mirror copies",

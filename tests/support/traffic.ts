@@ -7,6 +7,7 @@
  */
 import {
   type CatalogEndpoint,
+  type Clock,
   compileSnapshot,
   type LocalService,
   parseNodeConfig,
@@ -81,7 +82,14 @@ export interface RunningProxy {
   stop(): Promise<void>;
 }
 
-export async function runProxy(snapshot: Snapshot): Promise<RunningProxy> {
+/**
+ * Starts a proxy on ephemeral loopback ports. With `clock` (a FakeClock), its timeouts,
+ * retry backoffs and fault delays run on that clock, so a test moves time instead of waiting.
+ */
+export async function runProxy(
+  snapshot: Snapshot,
+  options: { clock?: Clock } = {},
+): Promise<RunningProxy> {
   const log: AccessLogEntry[] = [];
   const metrics = new Registry();
   const proxy = new Proxy({
@@ -89,6 +97,7 @@ export async function runProxy(snapshot: Snapshot): Promise<RunningProxy> {
     logger: silentLogger,
     metrics,
     accessLog: (e) => log.push(e),
+    clock: options.clock,
   });
   const addrs = await proxy.start({ outbound: loopback, inbound: loopback });
   return { proxy, outbound: addrs.outbound, log, metrics, stop: () => proxy.stop(0) };
