@@ -229,6 +229,7 @@ export class Agent {
             name: c.name,
             nodeId: this.#nodeId,
             bindAddr: addr(c.gossipAddr),
+            // Port 0 (the flag's port, when it is 0) stands for the port the transport binds.
             advertise: c.advertiseAddr
               ? { hostname: c.advertiseAddr, port: addr(c.gossipAddr).port }
               : undefined,
@@ -239,10 +240,6 @@ export class Agent {
           }),
       );
       const gossipBound = this.#gossip.localAddr();
-      if (c.advertiseAddr && addr(c.gossipAddr).port === 0) {
-        // Port 0 was resolved at bind time; advertise the real one.
-        this.#gossip.setMetadata(this.#metadata(proxyAddrs.inbound, admin));
-      }
       this.#bound = {
         admin,
         outbound: proxyAddrs.outbound,

@@ -52,7 +52,10 @@ export interface GossipNodeOptions {
   /** Stable id, persisted across restarts (see the module doc of membership.ts). */
   nodeId: string;
   bindAddr: HostPort;
-  /** Address others use to reach us; defaults to the bound address (see below for 0.0.0.0). */
+  /**
+   * Address others use to reach us; defaults to the bound address (see below for 0.0.0.0).
+   * Port 0 means the bound port, so `--advertise-addr` works with `--gossip-addr HOST:0`.
+   */
   advertise?: HostPort;
   metadata: GossipMetadataInput;
   keyring?: Keyring;
@@ -80,10 +83,12 @@ export class GossipNode {
     if (!opts.nodeId) throw new Error("nodeId: must not be empty");
     const transport = opts.transport ?? await listenUdpTransport(opts.bindAddr);
     const bound = transport.localAddr();
-    const advertised = opts.advertise ?? {
-      hostname: isUnspecified(bound.hostname) ? guessAdvertiseHost() : bound.hostname,
-      port: bound.port,
-    };
+    const advertised = opts.advertise
+      ? { hostname: opts.advertise.hostname, port: opts.advertise.port || bound.port }
+      : {
+        hostname: isUnspecified(bound.hostname) ? guessAdvertiseHost() : bound.hostname,
+        port: bound.port,
+      };
     const advertise = formatHostPort(advertised);
     try {
       const membership = new Membership({
