@@ -45,6 +45,7 @@ import {
 } from "../gossip/mod.ts";
 import type { ParsedArgs } from "./args.ts";
 import { agentConfigFromArgs } from "./agent_flags.ts";
+import { handleAgentSignals } from "./signals.ts";
 
 function addr(value: string): HostPort {
   const r = parseHostPort(value);
@@ -135,6 +136,7 @@ export class Agent {
   #metadataTimer?: ReturnType<typeof setTimeout>;
   #joinRetry?: { timer: ReturnType<typeof setTimeout>; resolve: () => void };
   #stopping = false;
+  #stopped?: Promise<void>;
   #admin?: Deno.HttpServer;
   #refreshTimer?: ReturnType<typeof setTimeout>;
   #snapshotVersion = 0;
@@ -514,7 +516,13 @@ export class Agent {
    * Stops the node: announces `left` to the cluster (so peers stop routing here at once
    * instead of waiting for failure detection), drains the proxy, closes the admin API.
    */
-  async stop(): Promise<void> {
+  stop(): Promise<void> {
+    // Idempotent: a second call waits for the same drain instead of starting another.
+    this.#stopped ??= this.#stop();
+    return this.#stopped;
+  }
+
+  async #stop(): Promise<void> {
     this.#stopping = true;
     if (this.#joinRetry) {
       clearTimeout(this.#joinRetry.timer);
@@ -637,9 +645,23 @@ const listenerFlags: Record<string, string> = {
   "inbound listener": "inbound listener, --inbound-addr",
 };
 
-/** Runs an agent until SIGINT/SIGTERM; SIGHUP reloads. Returns the exit code. */
+/**
+ * Runs an agent until SIGINT/SIGTERM; SIGHUP reloads. Returns the exit code: 0 after a drain,
+ * however many stop signals arrived during it (see signals.ts).
+ */
 export async function runAgentUntilSignal(config: NodeConfig, args: ParsedArgs): Promise<number> {
   const agent = new Agent(config, () => agentConfigFromArgs(args));
+  // Installed before the start, so a stop signal during the start stops the node once started.
+  const signals = handleAgentSignals({
+    log: agent.log,
+    onReload: () => {
+      agent.reload().catch((err) =>
+        agent.log.error("reload rejected; keeping the running config", {
+          reason: errorMessage(err),
+        })
+      );
+    },
+  });
   try {
     await agent.start();
   } catch (err) {
@@ -649,23 +671,8 @@ export async function runAgentUntilSignal(config: NodeConfig, args: ParsedArgs):
     }
     throw err;
   }
-  const { promise: stopped, resolve: stop } = Promise.withResolvers<string>();
-  const onStop = (sig: string) => () => stop(sig);
-  const sigint = onStop("SIGINT");
-  const sigterm = onStop("SIGTERM");
-  const sighup = () => {
-    agent.reload().catch((err) =>
-      agent.log.error("reload rejected; keeping the running config", { reason: errorMessage(err) })
-    );
-  };
-  Deno.addSignalListener("SIGINT", sigint);
-  Deno.addSignalListener("SIGTERM", sigterm);
-  Deno.addSignalListener("SIGHUP", sighup);
-  const sig = await stopped;
-  agent.log.info("stopping", { signal: sig });
-  Deno.removeSignalListener("SIGINT", sigint);
-  Deno.removeSignalListener("SIGTERM", sigterm);
-  Deno.removeSignalListener("SIGHUP", sighup);
+  const signal = await signals.stopRequested;
+  agent.log.info("stopping", { signal });
   await agent.stop();
   return 0;
 }
