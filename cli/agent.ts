@@ -15,6 +15,7 @@ import {
   type Logger,
   type NodeConfig,
   parseHostPort,
+  realClock,
   Registry,
   type Snapshot,
   UserError,
@@ -37,12 +38,16 @@ import {
   defaultLocalConfig,
   defaultWanConfig,
   type GossipConfig,
+  gossipKeysOf,
   GossipNode,
+  joinSeedsWithRetry,
   Keyring,
   memberJson,
   type MemberView,
-  parseKey,
+  type SeedJoin,
 } from "../gossip/mod.ts";
+import { accessLogWriter } from "../lib/access_log.ts";
+import { loadNodeId } from "../lib/node_id.ts";
 import type { ParsedArgs } from "./args.ts";
 import { agentConfigFromArgs } from "./agent_flags.ts";
 import { handleAgentSignals } from "./signals.ts";
@@ -51,22 +56,6 @@ function addr(value: string): HostPort {
   const r = parseHostPort(value);
   if (typeof r === "string") throw new UserError(r);
   return r;
-}
-
-/** Reads the node's stable id from the data dir, creating it on first start. */
-export async function loadNodeId(dataDir: string): Promise<string> {
-  await Deno.mkdir(dataDir, { recursive: true });
-  const path = `${dataDir}/node-id`;
-  try {
-    const id = (await Deno.readTextFile(path)).trim();
-    if (/^[0-9a-f-]{36}$/.test(id)) return id;
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
-  }
-  const id = crypto.randomUUID();
-  await Deno.writeTextFile(`${path}.tmp`, id + "\n");
-  await Deno.rename(`${path}.tmp`, path);
-  return id;
 }
 
 /** Addresses a running agent actually bound (ports may have been 0). */
@@ -89,38 +78,6 @@ export function gossipConfigOf(c: NodeConfig): GossipConfig {
   };
 }
 
-/** Reads a keyring file: base64 keys one per line, `#` comments, primary first. */
-function readKeyringFile(path: string): { key: string; field: string }[] {
-  let text: string;
-  try {
-    text = Deno.readTextFileSync(path);
-  } catch (err) {
-    throw new UserError(`--keyring: cannot read "${path}": ${errorMessage(err)}`);
-  }
-  return text.split("\n")
-    .map((line, i) => ({
-      key: line.replace(/#.*/, "").trim(),
-      field: `--keyring ${path}:${i + 1}`,
-    }))
-    .filter((k) => k.key !== "");
-}
-
-/** The gossip keys a config names, primary first; empty when encryption is off. */
-function keysOf(c: NodeConfig): Uint8Array[] {
-  const entries = [
-    ...(c.encryptKey ? [{ key: c.encryptKey, field: "--encrypt-key" }] : []),
-    ...c.extraEncryptKeys.map((key, i) => ({ key, field: `extraEncryptKeys[${i}]` })),
-    ...(c.keyringFile ? readKeyringFile(c.keyringFile) : []),
-  ];
-  const keys: Uint8Array[] = [];
-  for (const { key, field } of entries) {
-    const parsed = parseKey(key, field);
-    if (typeof parsed === "string") throw new UserError(parsed);
-    keys.push(parsed);
-  }
-  return keys;
-}
-
 /** A running node. */
 export class Agent {
   readonly metrics = new Registry();
@@ -134,8 +91,7 @@ export class Agent {
   #store!: PolicyStore;
   #replicator?: PolicyReplicator;
   #metadataTimer?: ReturnType<typeof setTimeout>;
-  #joinRetry?: { timer: ReturnType<typeof setTimeout>; resolve: () => void };
-  #stopping = false;
+  #seedJoin?: SeedJoin;
   #stopped?: Promise<void>;
   #admin?: Deno.HttpServer;
   #refreshTimer?: ReturnType<typeof setTimeout>;
@@ -166,7 +122,7 @@ export class Agent {
   async start(): Promise<BoundAddresses> {
     const c = this.#config;
     // Keys first: a bad one is the user's to fix, and must not leave a data directory behind.
-    const keys = keysOf(c);
+    const keys = gossipKeysOf(c);
     const keyring = keys.length > 0 ? await Keyring.create(keys) : undefined;
     this.#keyring = keyring;
     this.#nodeId = await loadNodeId(c.dataDir);
@@ -186,7 +142,9 @@ export class Agent {
       snapshot: this.#compile(),
       logger: this.log.child("proxy"),
       metrics: this.metrics,
-      accessLog: c.accessLog ? stdoutAccessLog(this.metrics) : undefined,
+      accessLog: c.accessLog
+        ? accessLogWriter<AccessLogEntry>({ metrics: this.metrics })
+        : undefined,
       network,
     });
     let proxyAddrs: { outbound: HostPort; inbound: HostPort };
@@ -294,33 +252,16 @@ export class Agent {
         address: formatHostPort(a),
       })),
     });
-    if (c.join.length > 0) this.#joinSeeds(c.join);
-    return this.#bound;
-  }
-
-  /**
-   * Joins through the seeds, retrying with backoff (1 s doubling to 30 s) until one answers or
-   * the node stops: hosts boot in any order, and a node started before its seeds should not
-   * wait for the slower background rejoin. The first failure is logged as an error.
-   */
-  async #joinSeeds(seeds: readonly string[]): Promise<void> {
-    let delayMs = 1000;
-    for (let attempt = 1; this.#gossip && !this.#stopping; attempt++) {
-      try {
-        const n = await this.#gossip.join(seeds);
-        this.log.info("joined the cluster", { seedsAnswered: n, attempt });
-        return;
-      } catch (err) {
-        if (this.#stopping) return;
-        const log = attempt === 1 ? this.log.error : this.log.debug;
-        log(`${errorMessage(err)}; retrying in ${delayMs} ms`);
-      }
-      await new Promise<void>((resolve) => {
-        this.#joinRetry = { timer: setTimeout(resolve, delayMs), resolve };
+    if (c.join.length > 0) {
+      const gossip = this.#gossip;
+      this.#seedJoin = joinSeedsWithRetry({
+        seeds: c.join,
+        join: (seeds) => gossip.join(seeds),
+        clock: realClock,
+        log: this.log,
       });
-      this.#joinRetry = undefined;
-      delayMs = Math.min(delayMs * 2, 30_000);
     }
+    return this.#bound;
   }
 
   /** What this node advertises in its membership metadata. */
@@ -410,7 +351,7 @@ export class Agent {
   async reload(): Promise<{ snapshotVersion: number }> {
     if (this.#reloadSource) {
       const next = this.#reloadSource(); // throws UserError: nothing changes
-      const keys = keysOf(next);
+      const keys = gossipKeysOf(next);
       if ((keys.length > 0) !== (this.#keyring !== undefined)) {
         throw new UserError(
           "gossip encryption cannot be switched on or off by a reload; restart the node",
@@ -523,11 +464,7 @@ export class Agent {
   }
 
   async #stop(): Promise<void> {
-    this.#stopping = true;
-    if (this.#joinRetry) {
-      clearTimeout(this.#joinRetry.timer);
-      this.#joinRetry.resolve();
-    }
+    this.#seedJoin?.cancel();
     this.#health?.stop();
     if (this.#refreshTimer !== undefined) clearTimeout(this.#refreshTimer);
     if (this.#metadataTimer !== undefined) clearTimeout(this.#metadataTimer);
@@ -543,54 +480,6 @@ export class Agent {
     await this.#admin?.shutdown();
     this.log.info("node stopped", { name: this.#config.name });
   }
-}
-
-/**
- * Access-log entries as JSON lines on stdout. Lines are batched and written asynchronously, so
- * a slow reader of stdout never blocks a request; above 4 MiB of backlog lines are dropped
- * (and counted) rather than buffered without bound.
- */
-function stdoutAccessLog(metrics: Registry): (e: AccessLogEntry) => void {
-  const encoder = new TextEncoder();
-  const dropped = metrics.counter(
-    "weft_access_log_dropped_total",
-    "Access-log lines dropped because stdout did not keep up.",
-  ).with();
-  let pending: string[] = [];
-  let pendingBytes = 0;
-  let writing = false;
-  let scheduled = false;
-  const flush = async () => {
-    scheduled = false;
-    if (writing) return; // the running flush drains what was added meanwhile
-    writing = true;
-    try {
-      while (pending.length > 0) {
-        const chunk = encoder.encode(pending.join(""));
-        pending = [];
-        pendingBytes = 0;
-        for (let off = 0; off < chunk.length;) off += await Deno.stdout.write(chunk.subarray(off));
-      }
-    } catch {
-      pending = []; // stdout closed: logging must not take the node down
-      pendingBytes = 0;
-    } finally {
-      writing = false;
-    }
-  };
-  return (e) => {
-    const line = JSON.stringify({ ts: new Date().toISOString(), ...e }) + "\n";
-    if (pendingBytes > 4 * 1024 * 1024) {
-      dropped.inc();
-      return;
-    }
-    pending.push(line);
-    pendingBytes += line.length;
-    if (!writing && !scheduled) {
-      scheduled = true;
-      queueMicrotask(flush);
-    }
-  };
 }
 
 function isUnspecified(host: string): boolean {

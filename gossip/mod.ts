@@ -26,6 +26,8 @@ export {
   type GossipConfig,
 } from "./config.ts";
 export { Keyring, parseKey } from "./keyring.ts";
+export { gossipKeysOf, type KeySource, parseKeyringText, readKeyringFile } from "./keyring_file.ts";
+export { joinSeedsWithRetry, type SeedJoin, type SeedJoinOutcome } from "./join_retry.ts";
 export {
   type MemberEvent,
   type MemberEventKind,
