@@ -21,8 +21,8 @@ import {
   UserError,
   VERSION,
 } from "../lib/mod.ts";
-import { createAdminApp } from "../lib/admin/app.ts";
-import { describeRouteDestinations, describeRouteMatch } from "../lib/compile_routes.ts";
+import { createAdminApp, serveAdmin } from "../lib/admin/app.ts";
+import { memberDigests, routesView, servicesView, statusView } from "../lib/admin/views.ts";
 import { resourceRoutes } from "../lib/admin/resources.ts";
 import { PolicyStore } from "../lib/store/mod.ts";
 import { PolicyReplicator } from "../gossip/pubsub.ts";
@@ -380,6 +380,7 @@ export class Agent {
   }
 
   async #startAdmin(at: HostPort): Promise<HostPort> {
+    const members = () => this.#gossip?.members() ?? [];
     const app = createAdminApp({
       node: () => ({
         name: this.#config.name,
@@ -387,16 +388,17 @@ export class Agent {
         version: VERSION,
         startedAt: this.startedAt,
       }),
-      members: () => (this.#gossip?.members() ?? []).map(memberJson),
+      members: () => members().map(memberJson),
       services: () => servicesView(this.#proxy.current()),
       routes: () => routesView(this.#proxy.current()),
-      status: () => ({
-        node: { name: this.#config.name, id: this.#nodeId, version: VERSION },
-        snapshotVersion: this.#proxy.current().version,
-        proxyNetwork: this.#proxy.networkName,
-        members: this.#memberCounts(),
-        store: this.#storeConvergence(),
-      }),
+      status: () =>
+        statusView({
+          node: { name: this.#config.name, id: this.#nodeId, version: VERSION },
+          snapshotVersion: this.#proxy.current().version,
+          proxyNetwork: this.#proxy.networkName,
+          members: members(),
+          store: this.#store.stats(),
+        }),
       reload: () => this.reload(),
       metrics: () => this.metrics.render(),
       mount: (app) =>
@@ -405,52 +407,13 @@ export class Agent {
           resourceRoutes({
             store: this.#store,
             nodeName: this.#config.name,
-            memberDigests: () =>
-              (this.#gossip?.members() ?? [])
-                .filter((m) => m.id !== this.#nodeId)
-                .map((m) => ({
-                  node: m.name,
-                  digest: m.metadata.storeDigest ?? "",
-                  alive: m.state === "alive",
-                })),
+            memberDigests: () => memberDigests(this.#nodeId, members()),
           }),
         ),
     });
-    let resolveBound: (a: HostPort) => void;
-    const bound = new Promise<HostPort>((r) => (resolveBound = r));
-    this.#admin = Deno.serve({
-      hostname: at.hostname,
-      port: at.port,
-      onListen: ({ hostname, port }) => resolveBound({ hostname, port }),
-    }, app.fetch);
-    return await bound;
-  }
-
-  /** Which live members advertise the same store digest as this node. */
-  #storeConvergence() {
-    const stats = this.#store.stats();
-    const converged: string[] = [this.#config.name];
-    const lagging: string[] = [];
-    for (const m of this.#gossip?.members() ?? []) {
-      if (m.id === this.#nodeId || m.state !== "alive") continue;
-      (m.metadata.storeDigest === stats.digest ? converged : lagging).push(m.name);
-    }
-    return {
-      count: stats.count,
-      digest: stats.digest,
-      lastChange: stats.lastChange,
-      converged,
-      lagging,
-    };
-  }
-
-  #memberCounts(): Record<string, number> {
-    const counts: Record<string, number> = { total: 0, alive: 0, suspect: 0, dead: 0, left: 0 };
-    for (const m of this.#gossip?.members() ?? []) {
-      counts.total++;
-      counts[m.state]++;
-    }
-    return counts;
+    const { server, addr } = await serveAdmin(app, at);
+    this.#admin = server;
+    return addr;
   }
 
   /**
@@ -484,48 +447,6 @@ export class Agent {
 
 function isUnspecified(host: string): boolean {
   return host === "0.0.0.0" || host === "::";
-}
-
-/** The `GET /v1/services` view of a snapshot: every outbound service and its endpoints. */
-export function servicesView(snap: Snapshot): unknown[] {
-  const out = [];
-  for (const c of snap.clusters.values()) {
-    // Subset clusters repeat their host's endpoints; `weft routes` shows them.
-    if (!c.name.startsWith("outbound|") || c.subset !== undefined) continue;
-    out.push({
-      name: c.service,
-      protocol: c.protocol,
-      endpoints: c.endpoints.map((e) => ({
-        node: e.node,
-        address: `${e.hostname}:${e.port}`,
-        healthy: e.healthy,
-        labels: e.labels,
-      })),
-    });
-  }
-  return out;
-}
-
-/** The `GET /v1/routes` view of a snapshot. */
-export function routesView(snap: Snapshot): unknown {
-  return {
-    version: snap.version,
-    warnings: snap.warnings ?? [],
-    outbound: [...snap.outbound.entries()].map(([host, vh]) => ({
-      host,
-      routes: vh.routes.map((r) => ({
-        name: r.name,
-        virtualService: r.virtualService,
-        match: describeRouteMatch(r),
-        destinations: describeRouteDestinations(r, snap.clusters),
-        timeoutMs: r.timeoutMs,
-      })),
-    })),
-    inbound: [...snap.inbound.entries()].map(([service, c]) => ({
-      service,
-      endpoints: c.endpoints.map((e) => e.key),
-    })),
-  };
 }
 
 /** The flags that set the proxy's listeners, by the names the proxy gives them. */
