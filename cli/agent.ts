@@ -1,8 +1,10 @@
 /**
  * @module
- * The composition root of a node: builds the proxy, the admin API (and membership and the
- * policy store), wires their events into snapshot recompiles, and handles signals. This is
- * the only module that imports both `proxy/` and `gossip/`.
+ * The composition root of a node, and only that: builds the policy store, the proxy, policy
+ * replication, the admin API and membership from the node config, connects their events
+ * (membership and store changes recompile the snapshot and re-advertise), and stops them in
+ * order. This is the only module that imports both `proxy/` and `gossip/`; the logic it
+ * wires lives with its concern (see docs/architecture.md).
  */
 import {
   compileSnapshot,
@@ -21,23 +23,18 @@ import {
   UserError,
   VERSION,
 } from "../lib/mod.ts";
+import { accessLogWriter } from "../lib/access_log.ts";
+import { Coalescer } from "../lib/coalesce.ts";
+import { reloadedConfig } from "../lib/config_reload.ts";
+import { loadNodeId } from "../lib/node_id.ts";
 import { createAdminApp, serveAdmin } from "../lib/admin/app.ts";
-import { memberDigests, routesView, servicesView, statusView } from "../lib/admin/views.ts";
 import { resourceRoutes } from "../lib/admin/resources.ts";
+import { memberDigests, routesView, servicesView, statusView } from "../lib/admin/views.ts";
 import { PolicyStore } from "../lib/store/mod.ts";
 import { PolicyReplicator } from "../gossip/pubsub.ts";
 import {
-  type AccessLogEntry,
-  HealthChecker,
-  type Network,
-  Proxy,
-  selectNetwork,
-} from "../proxy/mod.ts";
-import {
-  defaultLanConfig,
-  defaultLocalConfig,
-  defaultWanConfig,
-  type GossipConfig,
+  advertisedMetadata,
+  gossipConfigFor,
   gossipKeysOf,
   GossipNode,
   joinSeedsWithRetry,
@@ -46,8 +43,7 @@ import {
   type MemberView,
   type SeedJoin,
 } from "../gossip/mod.ts";
-import { accessLogWriter } from "../lib/access_log.ts";
-import { loadNodeId } from "../lib/node_id.ts";
+import { type AccessLogEntry, HealthChecker, Proxy, selectNetwork } from "../proxy/mod.ts";
 import type { ParsedArgs } from "./args.ts";
 import { agentConfigFromArgs } from "./agent_flags.ts";
 import { handleAgentSignals } from "./signals.ts";
@@ -66,17 +62,11 @@ export interface BoundAddresses {
   gossip: HostPort;
 }
 
-/** The membership timings of a node config: its profile plus overrides. */
-export function gossipConfigOf(c: NodeConfig): GossipConfig {
-  const base = { lan: defaultLanConfig, wan: defaultWanConfig, local: defaultLocalConfig }[
-    c.gossip.profile
-  ]();
-  const { profile: _profile, ...overrides } = c.gossip;
-  return {
-    ...base,
-    ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)),
-  };
-}
+/** The flags that set the proxy's listeners, by the names the proxy gives them. */
+const listenerFlags: Record<string, string> = {
+  "outbound listener": "outbound listener, --outbound-addr",
+  "inbound listener": "inbound listener, --inbound-addr",
+};
 
 /** A running node. */
 export class Agent {
@@ -84,24 +74,24 @@ export class Agent {
   readonly log: Logger;
   readonly startedAt = new Date().toISOString();
   #config: NodeConfig;
-  #nodeId = "";
-  #proxy!: Proxy;
-  #gossip?: GossipNode;
-  #keyring?: Keyring;
-  #store!: PolicyStore;
-  #replicator?: PolicyReplicator;
-  #metadataTimer?: ReturnType<typeof setTimeout>;
-  #seedJoin?: SeedJoin;
-  #stopped?: Promise<void>;
-  #admin?: Deno.HttpServer;
-  #refreshTimer?: ReturnType<typeof setTimeout>;
-  #snapshotVersion = 0;
-  #bound?: BoundAddresses;
   /** Re-reads the config sources for a reload; undefined when there is nothing to re-read. */
   #reloadSource?: () => NodeConfig;
+  #nodeId = "";
+  #keyring?: Keyring;
+  #store!: PolicyStore;
+  #proxy!: Proxy;
+  #replicator?: PolicyReplicator;
+  #admin?: Deno.HttpServer;
+  #gossip?: GossipNode;
   #health?: HealthChecker;
+  #seedJoin?: SeedJoin;
+  #bound?: BoundAddresses;
+  #stopped?: Promise<void>;
+  #snapshotVersion = 0;
   /** Local services whose active health check fails (advertised and kept out of balancing). */
   #unhealthyLocal = new Set<string>();
+  #refresh = new Coalescer(realClock, 20, () => this.refresh());
+  #advertise = new Coalescer(realClock, 50, () => this.#setMetadata());
 
   constructor(config: NodeConfig, reloadSource?: () => NodeConfig) {
     this.#config = config;
@@ -109,60 +99,50 @@ export class Agent {
     this.log = createLogger("weft", config.logLevel);
   }
 
-  get config(): NodeConfig {
-    return this.#config;
-  }
-
-  get bound(): BoundAddresses {
-    if (!this.#bound) throw new Error("agent not started");
-    return this.#bound;
-  }
-
-  /** Starts every part; on failure stops what started and rethrows. */
+  /** Starts every part; on failure stops what started, in reverse order, and rethrows. */
   async start(): Promise<BoundAddresses> {
     const c = this.#config;
     // Keys first: a bad one is the user's to fix, and must not leave a data directory behind.
     const keys = gossipKeysOf(c);
-    const keyring = keys.length > 0 ? await Keyring.create(keys) : undefined;
-    this.#keyring = keyring;
+    this.#keyring = keys.length > 0 ? await Keyring.create(keys) : undefined;
     this.#nodeId = await loadNodeId(c.dataDir);
-    this.#store = await PolicyStore.open({
-      nodeId: this.#nodeId,
-      dataDir: c.dataDir,
-      log: this.log.child("store"),
-    });
-    let network: Network;
+    const started: (() => Promise<void> | void)[] = [];
     try {
-      network = selectNetwork(c.proxy.network);
-    } catch (err) {
-      await this.#store.close();
-      throw new UserError(`proxy.network: ${errorMessage(err)}`);
-    }
-    this.#proxy = new Proxy({
-      snapshot: this.#compile(),
-      logger: this.log.child("proxy"),
-      metrics: this.metrics,
-      accessLog: c.accessLog
-        ? accessLogWriter<AccessLogEntry>({ metrics: this.metrics })
-        : undefined,
-      network,
-    });
-    let proxyAddrs: { outbound: HostPort; inbound: HostPort };
-    try {
-      proxyAddrs = await this.#proxy.start({
-        outbound: addr(c.outboundAddr),
-        inbound: addr(c.inboundAddr),
+      this.#store = await PolicyStore.open({
+        nodeId: this.#nodeId,
+        dataDir: c.dataDir,
+        log: this.log.child("store"),
       });
-    } catch (err) {
-      await this.#proxy.stop(0);
-      await this.#store.close();
-      // Name the flag too: the proxy knows its listeners only as outbound and inbound.
-      if (err instanceof ListenError && err.what in listenerFlags) {
-        throw new ListenError(listenerFlags[err.what], err.address, err.reason);
+      started.push(() => this.#store.close());
+      let network;
+      try {
+        network = selectNetwork(c.proxy.network);
+      } catch (err) {
+        throw new UserError(`proxy.network: ${errorMessage(err)}`);
       }
-      throw err;
-    }
-    try {
+      this.#proxy = new Proxy({
+        snapshot: this.#compile(),
+        logger: this.log.child("proxy"),
+        metrics: this.metrics,
+        accessLog: c.accessLog
+          ? accessLogWriter<AccessLogEntry>({ metrics: this.metrics })
+          : undefined,
+        network,
+      });
+      started.push(() => this.#proxy.stop(0));
+      let proxy: { outbound: HostPort; inbound: HostPort };
+      try {
+        proxy = await this.#proxy.start({
+          outbound: addr(c.outboundAddr),
+          inbound: addr(c.inboundAddr),
+        });
+      } catch (err) {
+        // Name the flag too: the proxy knows its listeners only as outbound and inbound.
+        if (err instanceof ListenError && err.what in listenerFlags) {
+          throw new ListenError(listenerFlags[err.what], err.address, err.reason);
+        }
+        throw err;
+      }
       this.#replicator = await listening(
         "policy replication, --p2p-addr",
         c.p2pAddr,
@@ -175,17 +155,19 @@ export class Agent {
             metrics: this.metrics,
           }),
       );
+      started.push(() => this.#replicator?.stop());
       const admin = await listening(
         "admin API, --admin-addr",
         c.adminAddr,
         () => this.#startAdmin(addr(c.adminAddr)),
       );
-      this.#gossip = await listening(
+      started.push(() => this.#admin?.shutdown());
+      const gossip = await listening(
         "gossip, --gossip-addr",
         c.gossipAddr,
         () =>
           GossipNode.create({
-            config: gossipConfigOf(c),
+            config: gossipConfigFor(c.gossip),
             name: c.name,
             nodeId: this.#nodeId,
             bindAddr: addr(c.gossipAddr),
@@ -194,30 +176,26 @@ export class Agent {
               ? { hostname: c.advertiseAddr, port: addr(c.gossipAddr).port }
               : undefined,
             metadata: { inboundAddr: "", adminAddr: "", services: [] },
-            keyring,
+            keyring: this.#keyring,
             logger: this.log.child("gossip"),
             metrics: this.metrics,
           }),
       );
-      const gossipBound = this.#gossip.localAddr();
-      this.#bound = {
-        admin,
-        outbound: proxyAddrs.outbound,
-        inbound: proxyAddrs.inbound,
-        gossip: gossipBound,
-      };
-      this.#gossip.setMetadata(this.#metadata(proxyAddrs.inbound, admin));
-      this.#gossip.onChange((ev) => {
-        this.#scheduleRefresh();
+      this.#gossip = gossip;
+      started.push(() => gossip.stop());
+      this.#bound = { admin, ...proxy, gossip: gossip.localAddr() };
+      this.#setMetadata();
+      gossip.onChange((ev) => {
+        this.#refresh.schedule();
         if (ev.kind === "join" || ev.kind === "update" || ev.kind === "alive") {
           this.#connectPolicyPeer(ev.member);
         }
       });
       this.#store.onChange(() => {
-        this.#scheduleRefresh();
-        this.#scheduleMetadata();
+        this.#refresh.schedule();
+        this.#advertise.schedule();
       });
-      this.#gossip.start();
+      gossip.start();
       // After the proxy and gossip: a verdict change re-advertises and recompiles at once.
       this.#health = new HealthChecker(c.services, {
         metrics: this.metrics,
@@ -225,17 +203,13 @@ export class Agent {
         onChange: (service, healthy) => {
           if (healthy) this.#unhealthyLocal.delete(service);
           else this.#unhealthyLocal.add(service);
-          this.#scheduleRefresh();
-          this.#scheduleMetadata();
+          this.#refresh.schedule();
+          this.#advertise.schedule();
         },
       });
     } catch (err) {
       this.#health?.stop();
-      await this.#gossip?.stop();
-      await this.#admin?.shutdown();
-      await this.#replicator?.stop();
-      await this.#proxy.stop(0);
-      await this.#store.close();
+      for (const stop of started.reverse()) await stop();
       throw err;
     }
     this.log.info("node started", {
@@ -264,24 +238,19 @@ export class Agent {
     return this.#bound;
   }
 
-  /** What this node advertises in its membership metadata. */
-  #metadata(inbound: HostPort, admin: HostPort) {
-    const host = this.#gossip!.advertiseAddr().hostname;
-    const reachable = (a: HostPort) =>
-      formatHostPort({ hostname: isUnspecified(a.hostname) ? host : a.hostname, port: a.port });
-    return {
-      inboundAddr: reachable(inbound),
-      adminAddr: reachable(admin),
-      p2pAddr: this.#replicator?.advertisedAddr(host),
+  /** Advertises this node's addresses, store digest and services to the cluster. */
+  #setMetadata(): void {
+    if (!this.#gossip || !this.#bound) return;
+    const advertiseHost = this.#gossip.advertiseAddr().hostname;
+    this.#gossip.setMetadata(advertisedMetadata({
+      advertiseHost,
+      inbound: this.#bound.inbound,
+      admin: this.#bound.admin,
+      p2pAddr: this.#replicator?.advertisedAddr(advertiseHost),
       storeDigest: this.#store.digest(),
-      services: this.#config.services.map((s) => ({
-        name: s.name,
-        port: s.port,
-        protocol: s.protocol,
-        labels: { ...s.labels },
-        healthy: !this.#unhealthyLocal.has(s.name),
-      })),
-    };
+      services: this.#config.services,
+      unhealthy: this.#unhealthyLocal,
+    }));
   }
 
   /** Dials a member's libp2p address and tells the replicator its store digest. */
@@ -294,32 +263,6 @@ export class Agent {
     if (member.metadata.storeDigest) {
       this.#replicator.noteMemberDigest(p2p, member.metadata.storeDigest);
     }
-  }
-
-  /**
-   * Advertises the new store digest or service health; coalesced because each metadata change
-   * is an incarnation bump gossiped to every member.
-   */
-  #scheduleMetadata(): void {
-    if (this.#metadataTimer !== undefined || !this.#bound) return;
-    this.#metadataTimer = setTimeout(() => {
-      this.#metadataTimer = undefined;
-      if (this.#bound) {
-        this.#gossip?.setMetadata(this.#metadata(this.#bound.inbound, this.#bound.admin));
-      }
-    }, 50);
-  }
-
-  /**
-   * Coalesces bursts of membership events into one recompile: a join of many members costs
-   * one snapshot, not one per member.
-   */
-  #scheduleRefresh(): void {
-    if (this.#refreshTimer !== undefined) return;
-    this.#refreshTimer = setTimeout(() => {
-      this.#refreshTimer = undefined;
-      this.refresh();
-    }, 20);
   }
 
   #compile(): Snapshot {
@@ -344,35 +287,18 @@ export class Agent {
   }
 
   /**
-   * Re-reads the config (file and flags) and applies what can change live: services, proxy
-   * tuning and gossip keys (rotation). An invalid config is rejected and the running one
-   * stays.
+   * Re-reads the config (file and flags) and applies what can change live (lib/config_reload.ts).
+   * An invalid config is rejected and the running one stays.
    */
   async reload(): Promise<{ snapshotVersion: number }> {
     if (this.#reloadSource) {
       const next = this.#reloadSource(); // throws UserError: nothing changes
       const keys = gossipKeysOf(next);
-      if ((keys.length > 0) !== (this.#keyring !== undefined)) {
-        throw new UserError(
-          "gossip encryption cannot be switched on or off by a reload; restart the node",
-        );
-      }
-      if (next.proxy.network !== this.#config.proxy.network) {
-        throw new UserError("proxy.network cannot be changed by a reload; restart the node");
-      }
+      const config = reloadedConfig(this.#config, next, keys.length, this.#keyring !== undefined);
       if (this.#keyring) await this.#keyring.replaceAll(keys);
-      this.#config = {
-        ...this.#config,
-        services: next.services,
-        proxy: next.proxy,
-        encryptKey: next.encryptKey,
-        extraEncryptKeys: next.extraEncryptKeys,
-        keyringFile: next.keyringFile,
-      };
-      this.#health?.update(next.services);
-      if (this.#gossip && this.#bound) {
-        this.#gossip.setMetadata(this.#metadata(this.#bound.inbound, this.#bound.admin));
-      }
+      this.#config = config;
+      this.#health?.update(config.services);
+      this.#setMetadata();
     }
     const snap = this.refresh();
     this.log.info("reloaded", { snapshotVersion: snap.version });
@@ -381,19 +307,15 @@ export class Agent {
 
   async #startAdmin(at: HostPort): Promise<HostPort> {
     const members = () => this.#gossip?.members() ?? [];
+    const node = () => ({ name: this.#config.name, id: this.#nodeId, version: VERSION });
     const app = createAdminApp({
-      node: () => ({
-        name: this.#config.name,
-        id: this.#nodeId,
-        version: VERSION,
-        startedAt: this.startedAt,
-      }),
+      node: () => ({ ...node(), startedAt: this.startedAt }),
       members: () => members().map(memberJson),
       services: () => servicesView(this.#proxy.current()),
       routes: () => routesView(this.#proxy.current()),
       status: () =>
         statusView({
-          node: { name: this.#config.name, id: this.#nodeId, version: VERSION },
+          node: node(),
           snapshotVersion: this.#proxy.current().version,
           proxyNetwork: this.#proxy.networkName,
           members: members(),
@@ -419,9 +341,9 @@ export class Agent {
   /**
    * Stops the node: announces `left` to the cluster (so peers stop routing here at once
    * instead of waiting for failure detection), drains the proxy, closes the admin API.
+   * Idempotent: a second call waits for the same drain instead of starting another.
    */
   stop(): Promise<void> {
-    // Idempotent: a second call waits for the same drain instead of starting another.
     this.#stopped ??= this.#stop();
     return this.#stopped;
   }
@@ -429,8 +351,8 @@ export class Agent {
   async #stop(): Promise<void> {
     this.#seedJoin?.cancel();
     this.#health?.stop();
-    if (this.#refreshTimer !== undefined) clearTimeout(this.#refreshTimer);
-    if (this.#metadataTimer !== undefined) clearTimeout(this.#metadataTimer);
+    this.#refresh.cancel();
+    this.#advertise.cancel();
     if (this.#gossip) {
       await this.#gossip.leave(2000).catch((err) =>
         this.log.warn("leave did not complete", { reason: errorMessage(err) })
@@ -444,16 +366,6 @@ export class Agent {
     this.log.info("node stopped", { name: this.#config.name });
   }
 }
-
-function isUnspecified(host: string): boolean {
-  return host === "0.0.0.0" || host === "::";
-}
-
-/** The flags that set the proxy's listeners, by the names the proxy gives them. */
-const listenerFlags: Record<string, string> = {
-  "outbound listener": "outbound listener, --outbound-addr",
-  "inbound listener": "inbound listener, --inbound-addr",
-};
 
 /**
  * Runs an agent until SIGINT/SIGTERM; SIGHUP reloads. Returns the exit code: 0 after a drain,

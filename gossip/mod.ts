@@ -24,9 +24,11 @@ export {
   defaultLocalConfig,
   defaultWanConfig,
   type GossipConfig,
+  gossipConfigFor,
 } from "./config.ts";
 export { Keyring, parseKey } from "./keyring.ts";
 export { gossipKeysOf, type KeySource, parseKeyringText, readKeyringFile } from "./keyring_file.ts";
+export { advertisedMetadata, type AdvertisedMetadataInput } from "./node_metadata.ts";
 export { joinSeedsWithRetry, type SeedJoin, type SeedJoinOutcome } from "./join_retry.ts";
 export {
   type MemberEvent,
