@@ -4,6 +4,7 @@
  * 127.0.0.1:15000), calling it with a clear error when it is unreachable, and printing tables.
  */
 import { parseHostPort, UserError } from "../lib/mod.ts";
+import type { ErrorResponse } from "../lib/admin/api_types.ts";
 
 /** Raised when the node cannot be reached or answers with a server error (exit code 1). */
 export class OperationalError extends Error {}
@@ -57,22 +58,25 @@ export async function adminRequest(
   }
 }
 
-/** Calls the admin API and returns parsed JSON; 4xx become UserErrors, the rest operational. */
-export async function adminCall(
+/**
+ * Calls the admin API and returns parsed JSON, typed as the endpoint's response type from
+ * lib/admin/api_types.ts; 4xx become UserErrors, the rest operational.
+ */
+export async function adminCall<T = unknown>(
   base: string,
   method: string,
   path: string,
   body?: BodyInit,
   headers?: Record<string, string>,
-): Promise<unknown> {
+): Promise<T> {
   const { status, body: json } = await adminRequest(base, method, path, body, headers);
   if (status >= 400) {
-    const e = json as { error?: string; details?: { path: string; message: string }[] };
+    const e = json as Partial<ErrorResponse>;
     const msg = e.error ?? `HTTP ${status}`;
     if (status < 500) throw new UserError(msg, e.details ?? []);
     throw new OperationalError(msg);
   }
-  return json;
+  return json as T;
 }
 
 /** Formats rows as a left-aligned table with an upper-case header, like kubectl. */

@@ -1,8 +1,10 @@
 /**
  * @module
- * The composition root of a node: builds the proxy, the admin API (and membership and the
- * policy store), wires their events into snapshot recompiles, and handles signals. This is
- * the only module that imports both `proxy/` and `gossip/`.
+ * The composition root of a node, and only that: builds the policy store, the proxy, policy
+ * replication, the admin API and membership from the node config, connects their events
+ * (membership and store changes recompile the snapshot and re-advertise), and stops them in
+ * order. This is the only module that imports both `proxy/` and `gossip/`; the logic it
+ * wires lives with its concern (see docs/architecture.md).
  */
 import {
   compileSnapshot,
@@ -15,57 +17,41 @@ import {
   type Logger,
   type NodeConfig,
   parseHostPort,
+  realClock,
   Registry,
   type Snapshot,
   UserError,
   VERSION,
 } from "../lib/mod.ts";
-import { createAdminApp } from "../lib/admin/app.ts";
-import { describeRouteDestinations, describeRouteMatch } from "../lib/compile_routes.ts";
+import { accessLogWriter } from "../lib/access_log.ts";
+import { Coalescer } from "../lib/coalesce.ts";
+import { reloadedConfig } from "../lib/config_reload.ts";
+import { loadNodeId } from "../lib/node_id.ts";
+import { createAdminApp, serveAdmin } from "../lib/admin/app.ts";
 import { resourceRoutes } from "../lib/admin/resources.ts";
+import { memberDigests, routesView, servicesView, statusView } from "../lib/admin/views.ts";
 import { PolicyStore } from "../lib/store/mod.ts";
 import { PolicyReplicator } from "../gossip/pubsub.ts";
 import {
-  type AccessLogEntry,
-  HealthChecker,
-  type Network,
-  Proxy,
-  selectNetwork,
-} from "../proxy/mod.ts";
-import {
-  defaultLanConfig,
-  defaultLocalConfig,
-  defaultWanConfig,
-  type GossipConfig,
+  advertisedMetadata,
+  gossipConfigFor,
+  gossipKeysOf,
   GossipNode,
+  joinSeedsWithRetry,
   Keyring,
   memberJson,
   type MemberView,
-  parseKey,
+  type SeedJoin,
 } from "../gossip/mod.ts";
+import { type AccessLogEntry, HealthChecker, Proxy, selectNetwork } from "../proxy/mod.ts";
 import type { ParsedArgs } from "./args.ts";
 import { agentConfigFromArgs } from "./agent_flags.ts";
+import { handleAgentSignals } from "./signals.ts";
 
 function addr(value: string): HostPort {
   const r = parseHostPort(value);
   if (typeof r === "string") throw new UserError(r);
   return r;
-}
-
-/** Reads the node's stable id from the data dir, creating it on first start. */
-export async function loadNodeId(dataDir: string): Promise<string> {
-  await Deno.mkdir(dataDir, { recursive: true });
-  const path = `${dataDir}/node-id`;
-  try {
-    const id = (await Deno.readTextFile(path)).trim();
-    if (/^[0-9a-f-]{36}$/.test(id)) return id;
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
-  }
-  const id = crypto.randomUUID();
-  await Deno.writeTextFile(`${path}.tmp`, id + "\n");
-  await Deno.rename(`${path}.tmp`, path);
-  return id;
 }
 
 /** Addresses a running agent actually bound (ports may have been 0). */
@@ -76,49 +62,11 @@ export interface BoundAddresses {
   gossip: HostPort;
 }
 
-/** The membership timings of a node config: its profile plus overrides. */
-export function gossipConfigOf(c: NodeConfig): GossipConfig {
-  const base = { lan: defaultLanConfig, wan: defaultWanConfig, local: defaultLocalConfig }[
-    c.gossip.profile
-  ]();
-  const { profile: _profile, ...overrides } = c.gossip;
-  return {
-    ...base,
-    ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)),
-  };
-}
-
-/** Reads a keyring file: base64 keys one per line, `#` comments, primary first. */
-function readKeyringFile(path: string): { key: string; field: string }[] {
-  let text: string;
-  try {
-    text = Deno.readTextFileSync(path);
-  } catch (err) {
-    throw new UserError(`--keyring: cannot read "${path}": ${errorMessage(err)}`);
-  }
-  return text.split("\n")
-    .map((line, i) => ({
-      key: line.replace(/#.*/, "").trim(),
-      field: `--keyring ${path}:${i + 1}`,
-    }))
-    .filter((k) => k.key !== "");
-}
-
-/** The gossip keys a config names, primary first; empty when encryption is off. */
-function keysOf(c: NodeConfig): Uint8Array[] {
-  const entries = [
-    ...(c.encryptKey ? [{ key: c.encryptKey, field: "--encrypt-key" }] : []),
-    ...c.extraEncryptKeys.map((key, i) => ({ key, field: `extraEncryptKeys[${i}]` })),
-    ...(c.keyringFile ? readKeyringFile(c.keyringFile) : []),
-  ];
-  const keys: Uint8Array[] = [];
-  for (const { key, field } of entries) {
-    const parsed = parseKey(key, field);
-    if (typeof parsed === "string") throw new UserError(parsed);
-    keys.push(parsed);
-  }
-  return keys;
-}
+/** The flags that set the proxy's listeners, by the names the proxy gives them. */
+const listenerFlags: Record<string, string> = {
+  "outbound listener": "outbound listener, --outbound-addr",
+  "inbound listener": "inbound listener, --inbound-addr",
+};
 
 /** A running node. */
 export class Agent {
@@ -126,24 +74,24 @@ export class Agent {
   readonly log: Logger;
   readonly startedAt = new Date().toISOString();
   #config: NodeConfig;
-  #nodeId = "";
-  #proxy!: Proxy;
-  #gossip?: GossipNode;
-  #keyring?: Keyring;
-  #store!: PolicyStore;
-  #replicator?: PolicyReplicator;
-  #metadataTimer?: ReturnType<typeof setTimeout>;
-  #joinRetry?: { timer: ReturnType<typeof setTimeout>; resolve: () => void };
-  #stopping = false;
-  #admin?: Deno.HttpServer;
-  #refreshTimer?: ReturnType<typeof setTimeout>;
-  #snapshotVersion = 0;
-  #bound?: BoundAddresses;
   /** Re-reads the config sources for a reload; undefined when there is nothing to re-read. */
   #reloadSource?: () => NodeConfig;
+  #nodeId = "";
+  #keyring?: Keyring;
+  #store!: PolicyStore;
+  #proxy!: Proxy;
+  #replicator?: PolicyReplicator;
+  #admin?: Deno.HttpServer;
+  #gossip?: GossipNode;
   #health?: HealthChecker;
+  #seedJoin?: SeedJoin;
+  #bound?: BoundAddresses;
+  #stopped?: Promise<void>;
+  #snapshotVersion = 0;
   /** Local services whose active health check fails (advertised and kept out of balancing). */
   #unhealthyLocal = new Set<string>();
+  #refresh = new Coalescer(realClock, 20, () => this.refresh());
+  #advertise = new Coalescer(realClock, 50, () => this.#setMetadata());
 
   constructor(config: NodeConfig, reloadSource?: () => NodeConfig) {
     this.#config = config;
@@ -151,58 +99,50 @@ export class Agent {
     this.log = createLogger("weft", config.logLevel);
   }
 
-  get config(): NodeConfig {
-    return this.#config;
-  }
-
-  get bound(): BoundAddresses {
-    if (!this.#bound) throw new Error("agent not started");
-    return this.#bound;
-  }
-
-  /** Starts every part; on failure stops what started and rethrows. */
+  /** Starts every part; on failure stops what started, in reverse order, and rethrows. */
   async start(): Promise<BoundAddresses> {
     const c = this.#config;
     // Keys first: a bad one is the user's to fix, and must not leave a data directory behind.
-    const keys = keysOf(c);
-    const keyring = keys.length > 0 ? await Keyring.create(keys) : undefined;
-    this.#keyring = keyring;
+    const keys = gossipKeysOf(c);
+    this.#keyring = keys.length > 0 ? await Keyring.create(keys) : undefined;
     this.#nodeId = await loadNodeId(c.dataDir);
-    this.#store = await PolicyStore.open({
-      nodeId: this.#nodeId,
-      dataDir: c.dataDir,
-      log: this.log.child("store"),
-    });
-    let network: Network;
+    const started: (() => Promise<void> | void)[] = [];
     try {
-      network = selectNetwork(c.proxy.network);
-    } catch (err) {
-      await this.#store.close();
-      throw new UserError(`proxy.network: ${errorMessage(err)}`);
-    }
-    this.#proxy = new Proxy({
-      snapshot: this.#compile(),
-      logger: this.log.child("proxy"),
-      metrics: this.metrics,
-      accessLog: c.accessLog ? stdoutAccessLog(this.metrics) : undefined,
-      network,
-    });
-    let proxyAddrs: { outbound: HostPort; inbound: HostPort };
-    try {
-      proxyAddrs = await this.#proxy.start({
-        outbound: addr(c.outboundAddr),
-        inbound: addr(c.inboundAddr),
+      this.#store = await PolicyStore.open({
+        nodeId: this.#nodeId,
+        dataDir: c.dataDir,
+        log: this.log.child("store"),
       });
-    } catch (err) {
-      await this.#proxy.stop(0);
-      await this.#store.close();
-      // Name the flag too: the proxy knows its listeners only as outbound and inbound.
-      if (err instanceof ListenError && err.what in listenerFlags) {
-        throw new ListenError(listenerFlags[err.what], err.address, err.reason);
+      started.push(() => this.#store.close());
+      let network;
+      try {
+        network = selectNetwork(c.proxy.network);
+      } catch (err) {
+        throw new UserError(`proxy.network: ${errorMessage(err)}`);
       }
-      throw err;
-    }
-    try {
+      this.#proxy = new Proxy({
+        snapshot: this.#compile(),
+        logger: this.log.child("proxy"),
+        metrics: this.metrics,
+        accessLog: c.accessLog
+          ? accessLogWriter<AccessLogEntry>({ metrics: this.metrics })
+          : undefined,
+        network,
+      });
+      started.push(() => this.#proxy.stop(0));
+      let proxy: { outbound: HostPort; inbound: HostPort };
+      try {
+        proxy = await this.#proxy.start({
+          outbound: addr(c.outboundAddr),
+          inbound: addr(c.inboundAddr),
+        });
+      } catch (err) {
+        // Name the flag too: the proxy knows its listeners only as outbound and inbound.
+        if (err instanceof ListenError && err.what in listenerFlags) {
+          throw new ListenError(listenerFlags[err.what], err.address, err.reason);
+        }
+        throw err;
+      }
       this.#replicator = await listening(
         "policy replication, --p2p-addr",
         c.p2pAddr,
@@ -215,52 +155,47 @@ export class Agent {
             metrics: this.metrics,
           }),
       );
+      started.push(() => this.#replicator?.stop());
       const admin = await listening(
         "admin API, --admin-addr",
         c.adminAddr,
         () => this.#startAdmin(addr(c.adminAddr)),
       );
-      this.#gossip = await listening(
+      started.push(() => this.#admin?.shutdown());
+      const gossip = await listening(
         "gossip, --gossip-addr",
         c.gossipAddr,
         () =>
           GossipNode.create({
-            config: gossipConfigOf(c),
+            config: gossipConfigFor(c.gossip),
             name: c.name,
             nodeId: this.#nodeId,
             bindAddr: addr(c.gossipAddr),
+            // Port 0 (the flag's port, when it is 0) stands for the port the transport binds.
             advertise: c.advertiseAddr
               ? { hostname: c.advertiseAddr, port: addr(c.gossipAddr).port }
               : undefined,
             metadata: { inboundAddr: "", adminAddr: "", services: [] },
-            keyring,
+            keyring: this.#keyring,
             logger: this.log.child("gossip"),
             metrics: this.metrics,
           }),
       );
-      const gossipBound = this.#gossip.localAddr();
-      if (c.advertiseAddr && addr(c.gossipAddr).port === 0) {
-        // Port 0 was resolved at bind time; advertise the real one.
-        this.#gossip.setMetadata(this.#metadata(proxyAddrs.inbound, admin));
-      }
-      this.#bound = {
-        admin,
-        outbound: proxyAddrs.outbound,
-        inbound: proxyAddrs.inbound,
-        gossip: gossipBound,
-      };
-      this.#gossip.setMetadata(this.#metadata(proxyAddrs.inbound, admin));
-      this.#gossip.onChange((ev) => {
-        this.#scheduleRefresh();
+      this.#gossip = gossip;
+      started.push(() => gossip.stop());
+      this.#bound = { admin, ...proxy, gossip: gossip.localAddr() };
+      this.#setMetadata();
+      gossip.onChange((ev) => {
+        this.#refresh.schedule();
         if (ev.kind === "join" || ev.kind === "update" || ev.kind === "alive") {
           this.#connectPolicyPeer(ev.member);
         }
       });
       this.#store.onChange(() => {
-        this.#scheduleRefresh();
-        this.#scheduleMetadata();
+        this.#refresh.schedule();
+        this.#advertise.schedule();
       });
-      this.#gossip.start();
+      gossip.start();
       // After the proxy and gossip: a verdict change re-advertises and recompiles at once.
       this.#health = new HealthChecker(c.services, {
         metrics: this.metrics,
@@ -268,17 +203,13 @@ export class Agent {
         onChange: (service, healthy) => {
           if (healthy) this.#unhealthyLocal.delete(service);
           else this.#unhealthyLocal.add(service);
-          this.#scheduleRefresh();
-          this.#scheduleMetadata();
+          this.#refresh.schedule();
+          this.#advertise.schedule();
         },
       });
     } catch (err) {
       this.#health?.stop();
-      await this.#gossip?.stop();
-      await this.#admin?.shutdown();
-      await this.#replicator?.stop();
-      await this.#proxy.stop(0);
-      await this.#store.close();
+      for (const stop of started.reverse()) await stop();
       throw err;
     }
     this.log.info("node started", {
@@ -295,53 +226,31 @@ export class Agent {
         address: formatHostPort(a),
       })),
     });
-    if (c.join.length > 0) this.#joinSeeds(c.join);
+    if (c.join.length > 0) {
+      const gossip = this.#gossip;
+      this.#seedJoin = joinSeedsWithRetry({
+        seeds: c.join,
+        join: (seeds) => gossip.join(seeds),
+        clock: realClock,
+        log: this.log,
+      });
+    }
     return this.#bound;
   }
 
-  /**
-   * Joins through the seeds, retrying with backoff (1 s doubling to 30 s) until one answers or
-   * the node stops: hosts boot in any order, and a node started before its seeds should not
-   * wait for the slower background rejoin. The first failure is logged as an error.
-   */
-  async #joinSeeds(seeds: readonly string[]): Promise<void> {
-    let delayMs = 1000;
-    for (let attempt = 1; this.#gossip && !this.#stopping; attempt++) {
-      try {
-        const n = await this.#gossip.join(seeds);
-        this.log.info("joined the cluster", { seedsAnswered: n, attempt });
-        return;
-      } catch (err) {
-        if (this.#stopping) return;
-        const log = attempt === 1 ? this.log.error : this.log.debug;
-        log(`${errorMessage(err)}; retrying in ${delayMs} ms`);
-      }
-      await new Promise<void>((resolve) => {
-        this.#joinRetry = { timer: setTimeout(resolve, delayMs), resolve };
-      });
-      this.#joinRetry = undefined;
-      delayMs = Math.min(delayMs * 2, 30_000);
-    }
-  }
-
-  /** What this node advertises in its membership metadata. */
-  #metadata(inbound: HostPort, admin: HostPort) {
-    const host = this.#gossip!.advertiseAddr().hostname;
-    const reachable = (a: HostPort) =>
-      formatHostPort({ hostname: isUnspecified(a.hostname) ? host : a.hostname, port: a.port });
-    return {
-      inboundAddr: reachable(inbound),
-      adminAddr: reachable(admin),
-      p2pAddr: this.#replicator?.advertisedAddr(host),
+  /** Advertises this node's addresses, store digest and services to the cluster. */
+  #setMetadata(): void {
+    if (!this.#gossip || !this.#bound) return;
+    const advertiseHost = this.#gossip.advertiseAddr().hostname;
+    this.#gossip.setMetadata(advertisedMetadata({
+      advertiseHost,
+      inbound: this.#bound.inbound,
+      admin: this.#bound.admin,
+      p2pAddr: this.#replicator?.advertisedAddr(advertiseHost),
       storeDigest: this.#store.digest(),
-      services: this.#config.services.map((s) => ({
-        name: s.name,
-        port: s.port,
-        protocol: s.protocol,
-        labels: { ...s.labels },
-        healthy: !this.#unhealthyLocal.has(s.name),
-      })),
-    };
+      services: this.#config.services,
+      unhealthy: this.#unhealthyLocal,
+    }));
   }
 
   /** Dials a member's libp2p address and tells the replicator its store digest. */
@@ -354,32 +263,6 @@ export class Agent {
     if (member.metadata.storeDigest) {
       this.#replicator.noteMemberDigest(p2p, member.metadata.storeDigest);
     }
-  }
-
-  /**
-   * Advertises the new store digest or service health; coalesced because each metadata change
-   * is an incarnation bump gossiped to every member.
-   */
-  #scheduleMetadata(): void {
-    if (this.#metadataTimer !== undefined || !this.#bound) return;
-    this.#metadataTimer = setTimeout(() => {
-      this.#metadataTimer = undefined;
-      if (this.#bound) {
-        this.#gossip?.setMetadata(this.#metadata(this.#bound.inbound, this.#bound.admin));
-      }
-    }, 50);
-  }
-
-  /**
-   * Coalesces bursts of membership events into one recompile: a join of many members costs
-   * one snapshot, not one per member.
-   */
-  #scheduleRefresh(): void {
-    if (this.#refreshTimer !== undefined) return;
-    this.#refreshTimer = setTimeout(() => {
-      this.#refreshTimer = undefined;
-      this.refresh();
-    }, 20);
   }
 
   #compile(): Snapshot {
@@ -404,35 +287,18 @@ export class Agent {
   }
 
   /**
-   * Re-reads the config (file and flags) and applies what can change live: services, proxy
-   * tuning and gossip keys (rotation). An invalid config is rejected and the running one
-   * stays.
+   * Re-reads the config (file and flags) and applies what can change live (lib/config_reload.ts).
+   * An invalid config is rejected and the running one stays.
    */
   async reload(): Promise<{ snapshotVersion: number }> {
     if (this.#reloadSource) {
       const next = this.#reloadSource(); // throws UserError: nothing changes
-      const keys = keysOf(next);
-      if ((keys.length > 0) !== (this.#keyring !== undefined)) {
-        throw new UserError(
-          "gossip encryption cannot be switched on or off by a reload; restart the node",
-        );
-      }
-      if (next.proxy.network !== this.#config.proxy.network) {
-        throw new UserError("proxy.network cannot be changed by a reload; restart the node");
-      }
+      const keys = gossipKeysOf(next);
+      const config = reloadedConfig(this.#config, next, keys.length, this.#keyring !== undefined);
       if (this.#keyring) await this.#keyring.replaceAll(keys);
-      this.#config = {
-        ...this.#config,
-        services: next.services,
-        proxy: next.proxy,
-        encryptKey: next.encryptKey,
-        extraEncryptKeys: next.extraEncryptKeys,
-        keyringFile: next.keyringFile,
-      };
-      this.#health?.update(next.services);
-      if (this.#gossip && this.#bound) {
-        this.#gossip.setMetadata(this.#metadata(this.#bound.inbound, this.#bound.admin));
-      }
+      this.#config = config;
+      this.#health?.update(config.services);
+      this.#setMetadata();
     }
     const snap = this.refresh();
     this.log.info("reloaded", { snapshotVersion: snap.version });
@@ -440,23 +306,21 @@ export class Agent {
   }
 
   async #startAdmin(at: HostPort): Promise<HostPort> {
+    const members = () => this.#gossip?.members() ?? [];
+    const node = () => ({ name: this.#config.name, id: this.#nodeId, version: VERSION });
     const app = createAdminApp({
-      node: () => ({
-        name: this.#config.name,
-        id: this.#nodeId,
-        version: VERSION,
-        startedAt: this.startedAt,
-      }),
-      members: () => (this.#gossip?.members() ?? []).map(memberJson),
+      node: () => ({ ...node(), startedAt: this.startedAt }),
+      members: () => members().map(memberJson),
       services: () => servicesView(this.#proxy.current()),
       routes: () => routesView(this.#proxy.current()),
-      status: () => ({
-        node: { name: this.#config.name, id: this.#nodeId, version: VERSION },
-        snapshotVersion: this.#proxy.current().version,
-        proxyNetwork: this.#proxy.networkName,
-        members: this.#memberCounts(),
-        store: this.#storeConvergence(),
-      }),
+      status: () =>
+        statusView({
+          node: node(),
+          snapshotVersion: this.#proxy.current().version,
+          proxyNetwork: this.#proxy.networkName,
+          members: members(),
+          store: this.#store.stats(),
+        }),
       reload: () => this.reload(),
       metrics: () => this.metrics.render(),
       mount: (app) =>
@@ -465,67 +329,30 @@ export class Agent {
           resourceRoutes({
             store: this.#store,
             nodeName: this.#config.name,
-            memberDigests: () =>
-              (this.#gossip?.members() ?? [])
-                .filter((m) => m.id !== this.#nodeId)
-                .map((m) => ({
-                  node: m.name,
-                  digest: m.metadata.storeDigest ?? "",
-                  alive: m.state === "alive",
-                })),
+            memberDigests: () => memberDigests(this.#nodeId, members()),
           }),
         ),
     });
-    let resolveBound: (a: HostPort) => void;
-    const bound = new Promise<HostPort>((r) => (resolveBound = r));
-    this.#admin = Deno.serve({
-      hostname: at.hostname,
-      port: at.port,
-      onListen: ({ hostname, port }) => resolveBound({ hostname, port }),
-    }, app.fetch);
-    return await bound;
-  }
-
-  /** Which live members advertise the same store digest as this node. */
-  #storeConvergence() {
-    const stats = this.#store.stats();
-    const converged: string[] = [this.#config.name];
-    const lagging: string[] = [];
-    for (const m of this.#gossip?.members() ?? []) {
-      if (m.id === this.#nodeId || m.state !== "alive") continue;
-      (m.metadata.storeDigest === stats.digest ? converged : lagging).push(m.name);
-    }
-    return {
-      count: stats.count,
-      digest: stats.digest,
-      lastChange: stats.lastChange,
-      converged,
-      lagging,
-    };
-  }
-
-  #memberCounts(): Record<string, number> {
-    const counts: Record<string, number> = { total: 0, alive: 0, suspect: 0, dead: 0, left: 0 };
-    for (const m of this.#gossip?.members() ?? []) {
-      counts.total++;
-      counts[m.state]++;
-    }
-    return counts;
+    const { server, addr } = await serveAdmin(app, at);
+    this.#admin = server;
+    return addr;
   }
 
   /**
    * Stops the node: announces `left` to the cluster (so peers stop routing here at once
    * instead of waiting for failure detection), drains the proxy, closes the admin API.
+   * Idempotent: a second call waits for the same drain instead of starting another.
    */
-  async stop(): Promise<void> {
-    this.#stopping = true;
-    if (this.#joinRetry) {
-      clearTimeout(this.#joinRetry.timer);
-      this.#joinRetry.resolve();
-    }
+  stop(): Promise<void> {
+    this.#stopped ??= this.#stop();
+    return this.#stopped;
+  }
+
+  async #stop(): Promise<void> {
+    this.#seedJoin?.cancel();
     this.#health?.stop();
-    if (this.#refreshTimer !== undefined) clearTimeout(this.#refreshTimer);
-    if (this.#metadataTimer !== undefined) clearTimeout(this.#metadataTimer);
+    this.#refresh.cancel();
+    this.#advertise.cancel();
     if (this.#gossip) {
       await this.#gossip.leave(2000).catch((err) =>
         this.log.warn("leave did not complete", { reason: errorMessage(err) })
@@ -541,108 +368,22 @@ export class Agent {
 }
 
 /**
- * Access-log entries as JSON lines on stdout. Lines are batched and written asynchronously, so
- * a slow reader of stdout never blocks a request; above 4 MiB of backlog lines are dropped
- * (and counted) rather than buffered without bound.
+ * Runs an agent until SIGINT/SIGTERM; SIGHUP reloads. Returns the exit code: 0 after a drain,
+ * however many stop signals arrived during it (see signals.ts).
  */
-function stdoutAccessLog(metrics: Registry): (e: AccessLogEntry) => void {
-  const encoder = new TextEncoder();
-  const dropped = metrics.counter(
-    "weft_access_log_dropped_total",
-    "Access-log lines dropped because stdout did not keep up.",
-  ).with();
-  let pending: string[] = [];
-  let pendingBytes = 0;
-  let writing = false;
-  let scheduled = false;
-  const flush = async () => {
-    scheduled = false;
-    if (writing) return; // the running flush drains what was added meanwhile
-    writing = true;
-    try {
-      while (pending.length > 0) {
-        const chunk = encoder.encode(pending.join(""));
-        pending = [];
-        pendingBytes = 0;
-        for (let off = 0; off < chunk.length;) off += await Deno.stdout.write(chunk.subarray(off));
-      }
-    } catch {
-      pending = []; // stdout closed: logging must not take the node down
-      pendingBytes = 0;
-    } finally {
-      writing = false;
-    }
-  };
-  return (e) => {
-    const line = JSON.stringify({ ts: new Date().toISOString(), ...e }) + "\n";
-    if (pendingBytes > 4 * 1024 * 1024) {
-      dropped.inc();
-      return;
-    }
-    pending.push(line);
-    pendingBytes += line.length;
-    if (!writing && !scheduled) {
-      scheduled = true;
-      queueMicrotask(flush);
-    }
-  };
-}
-
-function isUnspecified(host: string): boolean {
-  return host === "0.0.0.0" || host === "::";
-}
-
-/** The `GET /v1/services` view of a snapshot: every outbound service and its endpoints. */
-export function servicesView(snap: Snapshot): unknown[] {
-  const out = [];
-  for (const c of snap.clusters.values()) {
-    // Subset clusters repeat their host's endpoints; `weft routes` shows them.
-    if (!c.name.startsWith("outbound|") || c.subset !== undefined) continue;
-    out.push({
-      name: c.service,
-      protocol: c.protocol,
-      endpoints: c.endpoints.map((e) => ({
-        node: e.node,
-        address: `${e.hostname}:${e.port}`,
-        healthy: e.healthy,
-        labels: e.labels,
-      })),
-    });
-  }
-  return out;
-}
-
-/** The `GET /v1/routes` view of a snapshot. */
-export function routesView(snap: Snapshot): unknown {
-  return {
-    version: snap.version,
-    warnings: snap.warnings ?? [],
-    outbound: [...snap.outbound.entries()].map(([host, vh]) => ({
-      host,
-      routes: vh.routes.map((r) => ({
-        name: r.name,
-        virtualService: r.virtualService,
-        match: describeRouteMatch(r),
-        destinations: describeRouteDestinations(r, snap.clusters),
-        timeoutMs: r.timeoutMs,
-      })),
-    })),
-    inbound: [...snap.inbound.entries()].map(([service, c]) => ({
-      service,
-      endpoints: c.endpoints.map((e) => e.key),
-    })),
-  };
-}
-
-/** The flags that set the proxy's listeners, by the names the proxy gives them. */
-const listenerFlags: Record<string, string> = {
-  "outbound listener": "outbound listener, --outbound-addr",
-  "inbound listener": "inbound listener, --inbound-addr",
-};
-
-/** Runs an agent until SIGINT/SIGTERM; SIGHUP reloads. Returns the exit code. */
 export async function runAgentUntilSignal(config: NodeConfig, args: ParsedArgs): Promise<number> {
   const agent = new Agent(config, () => agentConfigFromArgs(args));
+  // Installed before the start, so a stop signal during the start stops the node once started.
+  const signals = handleAgentSignals({
+    log: agent.log,
+    onReload: () => {
+      agent.reload().catch((err) =>
+        agent.log.error("reload rejected; keeping the running config", {
+          reason: errorMessage(err),
+        })
+      );
+    },
+  });
   try {
     await agent.start();
   } catch (err) {
@@ -652,23 +393,8 @@ export async function runAgentUntilSignal(config: NodeConfig, args: ParsedArgs):
     }
     throw err;
   }
-  const { promise: stopped, resolve: stop } = Promise.withResolvers<string>();
-  const onStop = (sig: string) => () => stop(sig);
-  const sigint = onStop("SIGINT");
-  const sigterm = onStop("SIGTERM");
-  const sighup = () => {
-    agent.reload().catch((err) =>
-      agent.log.error("reload rejected; keeping the running config", { reason: errorMessage(err) })
-    );
-  };
-  Deno.addSignalListener("SIGINT", sigint);
-  Deno.addSignalListener("SIGTERM", sigterm);
-  Deno.addSignalListener("SIGHUP", sighup);
-  const sig = await stopped;
-  agent.log.info("stopping", { signal: sig });
-  Deno.removeSignalListener("SIGINT", sigint);
-  Deno.removeSignalListener("SIGTERM", sigterm);
-  Deno.removeSignalListener("SIGHUP", sighup);
+  const signal = await signals.stopRequested;
+  agent.log.info("stopping", { signal });
   await agent.stop();
   return 0;
 }

@@ -4,6 +4,12 @@
  * `weft status`. Each prints a table, or the admin API's JSON with `-o json`.
  */
 import { UserError } from "../lib/mod.ts";
+import type {
+  MembersResponse,
+  RoutesResponse,
+  ServicesResponse,
+  StatusResponse,
+} from "../lib/admin/api_types.ts";
 import { adminBase, adminCall, table } from "./admin_client.ts";
 import { type CommandSpec, type ParsedArgs, stringFlag } from "./args.ts";
 
@@ -57,21 +63,6 @@ export const opsSpecs: Record<string, CommandSpec> = {
   },
 };
 
-interface MemberRow {
-  name: string;
-  id: string;
-  address: string;
-  state: string;
-  incarnation: number;
-  admin: string;
-  services?: { name: string; port: number; labels?: Record<string, string> }[];
-}
-
-interface ServiceRow {
-  name: string;
-  endpoints: { node: string; address: string; healthy: boolean; labels: Record<string, string> }[];
-}
-
 function labelsText(labels: Record<string, string> | undefined): string {
   return Object.entries(labels ?? {}).map(([k, v]) => `${k}=${v}`).join(",");
 }
@@ -84,7 +75,7 @@ function outputFormat(args: ParsedArgs): "table" | "json" {
 
 /** The admin API a member advertises, looked up through the node at `base`. */
 async function adminOfMember(base: string, name: string): Promise<string> {
-  const { members } = await adminCall(base, "GET", "/v1/members") as { members: MemberRow[] };
+  const { members } = await adminCall<MembersResponse>(base, "GET", "/v1/members");
   const m = members.find((x) => x.name === name);
   if (!m) {
     throw new UserError(
@@ -117,7 +108,7 @@ export async function runOps(command: string, args: ParsedArgs): Promise<string>
 export function formatOps(command: string, data: unknown): string {
   switch (command) {
     case "members": {
-      const ms = (data as { members: MemberRow[] }).members;
+      const ms = (data as MembersResponse).members;
       return table(
         ["name", "address", "state", "incarnation", "services"],
         ms.map((
@@ -132,7 +123,7 @@ export function formatOps(command: string, data: unknown): string {
       );
     }
     case "services": {
-      const ss = (data as { services: ServiceRow[] }).services;
+      const ss = (data as ServicesResponse).services;
       const rows: string[][] = [];
       for (const s of ss) {
         for (const e of s.endpoints) {
@@ -149,13 +140,7 @@ export function formatOps(command: string, data: unknown): string {
       return table(["service", "node", "address", "health", "labels"], rows);
     }
     case "routes": {
-      const r = data as {
-        version: number;
-        outbound: {
-          host: string;
-          routes: { name: string; match: string; destinations: string }[];
-        }[];
-      };
+      const r = data as RoutesResponse;
       const rows: string[][] = [];
       for (const vh of r.outbound) {
         for (const rt of vh.routes) rows.push([vh.host, rt.name, rt.match, rt.destinations]);
@@ -164,19 +149,7 @@ export function formatOps(command: string, data: unknown): string {
         table(["host", "route", "match", "destinations"], rows);
     }
     case "status": {
-      const st = data as {
-        node: { name: string; id: string; version: string };
-        snapshotVersion: number;
-        proxyNetwork?: string;
-        members: Record<string, number>;
-        store?: {
-          count: number;
-          digest: string;
-          lastChange?: { key: string; at: string } | null;
-          converged: string[];
-          lagging: string[];
-        };
-      };
+      const st = data as StatusResponse;
       const m = st.members;
       const lines = [
         ["node", `${st.node.name} (id ${st.node.id}, weft ${st.node.version})`],

@@ -4,6 +4,8 @@
  * reason it has that value, so operators can reason about detection time versus false alarms.
  */
 
+import type { GossipSettings } from "../lib/config.ts";
+
 /** Tunables of the SWIM/Lifeguard membership protocol. All durations in milliseconds. */
 export interface GossipConfig {
   /** Time between failure-detection probes of one member. */
@@ -146,4 +148,19 @@ export function validateGossipConfig(c: GossipConfig): string | undefined {
     return "gossip.packetSize: must be between 512 and 65000";
   }
   return undefined;
+}
+
+/**
+ * The membership timings of a node config's `gossip` section: its profile's defaults with
+ * the values the config sets on top.
+ */
+export function gossipConfigFor(settings: GossipSettings): GossipConfig {
+  const base = { lan: defaultLanConfig, wan: defaultWanConfig, local: defaultLocalConfig }[
+    settings.profile
+  ]();
+  const { profile: _profile, ...overrides } = settings;
+  return {
+    ...base,
+    ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)),
+  };
 }

@@ -24,8 +24,12 @@ export {
   defaultLocalConfig,
   defaultWanConfig,
   type GossipConfig,
+  gossipConfigFor,
 } from "./config.ts";
 export { Keyring, parseKey } from "./keyring.ts";
+export { gossipKeysOf, type KeySource, parseKeyringText, readKeyringFile } from "./keyring_file.ts";
+export { advertisedMetadata, type AdvertisedMetadataInput } from "./node_metadata.ts";
+export { joinSeedsWithRetry, type SeedJoin, type SeedJoinOutcome } from "./join_retry.ts";
 export {
   type MemberEvent,
   type MemberEventKind,
@@ -52,7 +56,10 @@ export interface GossipNodeOptions {
   /** Stable id, persisted across restarts (see the module doc of membership.ts). */
   nodeId: string;
   bindAddr: HostPort;
-  /** Address others use to reach us; defaults to the bound address (see below for 0.0.0.0). */
+  /**
+   * Address others use to reach us; defaults to the bound address (see below for 0.0.0.0).
+   * Port 0 means the bound port, so `--advertise-addr` works with `--gossip-addr HOST:0`.
+   */
   advertise?: HostPort;
   metadata: GossipMetadataInput;
   keyring?: Keyring;
@@ -80,10 +87,12 @@ export class GossipNode {
     if (!opts.nodeId) throw new Error("nodeId: must not be empty");
     const transport = opts.transport ?? await listenUdpTransport(opts.bindAddr);
     const bound = transport.localAddr();
-    const advertised = opts.advertise ?? {
-      hostname: isUnspecified(bound.hostname) ? guessAdvertiseHost() : bound.hostname,
-      port: bound.port,
-    };
+    const advertised = opts.advertise
+      ? { hostname: opts.advertise.hostname, port: opts.advertise.port || bound.port }
+      : {
+        hostname: isUnspecified(bound.hostname) ? guessAdvertiseHost() : bound.hostname,
+        port: bound.port,
+      };
     const advertise = formatHostPort(advertised);
     try {
       const membership = new Membership({

@@ -173,3 +173,25 @@ Deno.test("--access-log writes one JSON line per request to stdout", async () =>
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("--advertise-addr with --gossip-addr HOST:0 advertises the bound gossip port", async () => {
+  const dir = await Deno.makeTempDir();
+  const agent = await startAgent({
+    name: "adv1",
+    dataDir: dir,
+    gossipAddr: "127.0.0.1:0",
+    args: ["--advertise-addr", "127.0.0.1"],
+  });
+  try {
+    const { members } = await agent.get<{ members: { name: string; address: string }[] }>(
+      "/v1/members",
+    );
+    const self = members.find((m) => m.name === "adv1");
+    assert(self, `adv1 is not among ${JSON.stringify(members)}`);
+    assertEquals(self.address, agent.gossip);
+    assertMatch(self.address, /^127\.0\.0\.1:[1-9][0-9]*$/);
+  } finally {
+    assertEquals(await agent.stop(), 0);
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -6,16 +6,28 @@
  */
 import { Hono } from "hono";
 import { errorMessage, UserError } from "../errors.ts";
+import type { HostPort } from "../address.ts";
+import type {
+  ErrorResponse,
+  MemberInfo,
+  MembersResponse,
+  NodeInfo,
+  ReloadResponse,
+  RoutesResponse,
+  ServiceInfo,
+  ServicesResponse,
+  StatusResponse,
+} from "./api_types.ts";
 import { dashboardHtml } from "./dashboard.ts";
 
 /** What the admin API shows and does; each function reads live state. */
 export interface AdminDeps {
-  node(): { name: string; id: string; version: string; startedAt: string };
-  members(): unknown[];
-  services(): unknown[];
-  routes(): unknown;
-  status(): unknown;
-  reload(): Promise<{ snapshotVersion: number }>;
+  node(): NodeInfo;
+  members(): MemberInfo[];
+  services(): ServiceInfo[];
+  routes(): RoutesResponse;
+  status(): StatusResponse;
+  reload(): Promise<ReloadResponse>;
   metrics(): string;
   /** Extra routes (policy resources) mounted by the composition root. */
   mount?: (app: Hono) => void;
@@ -26,17 +38,20 @@ export function createAdminApp(deps: AdminDeps): Hono {
   const app = new Hono();
   app.onError((err, c) => {
     if (err instanceof UserError) {
-      return c.json({ error: err.message, details: err.details }, 400);
+      return c.json<ErrorResponse>({ error: err.message, details: err.details }, 400);
     }
-    return c.json({ error: errorMessage(err), details: [] }, 500);
+    return c.json<ErrorResponse>({ error: errorMessage(err), details: [] }, 500);
   });
   app.notFound((c) =>
-    c.json({ error: `No admin endpoint ${c.req.method} ${c.req.path}`, details: [] }, 404)
+    c.json<ErrorResponse>(
+      { error: `No admin endpoint ${c.req.method} ${c.req.path}`, details: [] },
+      404,
+    )
   );
   app.get("/", (c) => c.html(dashboardHtml(deps.node().name)));
   app.get("/v1/node", (c) => c.json(deps.node()));
-  app.get("/v1/members", (c) => c.json({ members: deps.members() }));
-  app.get("/v1/services", (c) => c.json({ services: deps.services() }));
+  app.get("/v1/members", (c) => c.json<MembersResponse>({ members: deps.members() }));
+  app.get("/v1/services", (c) => c.json<ServicesResponse>({ services: deps.services() }));
   app.get("/v1/routes", (c) => c.json(deps.routes()));
   app.get("/v1/status", (c) => c.json(deps.status()));
   app.post("/v1/reload", async (c) => c.json(await deps.reload()));
@@ -47,4 +62,21 @@ export function createAdminApp(deps: AdminDeps): Hono {
   app.get("/healthz", (c) => c.text("ok"));
   deps.mount?.(app);
   return app;
+}
+
+/** A running admin server and the address it bound (the real port when asked for port 0). */
+export interface AdminServer {
+  server: Deno.HttpServer;
+  addr: HostPort;
+}
+
+/** Serves the admin app at `at`; resolves once it listens. */
+export async function serveAdmin(app: Hono, at: HostPort): Promise<AdminServer> {
+  const { promise: bound, resolve } = Promise.withResolvers<HostPort>();
+  const server = Deno.serve({
+    hostname: at.hostname,
+    port: at.port,
+    onListen: ({ hostname, port }) => resolve({ hostname, port }),
+  }, app.fetch);
+  return { server, addr: await bound };
 }
