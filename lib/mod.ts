@@ -5,6 +5,7 @@
 export * from "./address.ts";
 export * from "./clock.ts";
 export * from "./codec.ts";
+export * from "./compile/mod.ts";
 export * from "./config.ts";
 export * from "./dense_set.ts";
 export * from "./errors.ts";

@@ -1,6 +1,12 @@
-import { assert, assertEquals } from "../tests/support/assert.ts";
-import { parseNodeConfig } from "./config.ts";
-import { type CatalogEndpoint, compileSnapshot, type SnapshotInput } from "./snapshot.ts";
+/**
+ * @module
+ * The snapshot compiler's own part: local instances and the gossip catalog become clusters
+ * and default routes, deterministically; the result is read-only and the inputs untouched.
+ */
+import { assert, assertEquals } from "../../tests/support/assert.ts";
+import { parseNodeConfig } from "../config.ts";
+import type { CatalogEndpoint } from "../snapshot.ts";
+import { compileSnapshot, type SnapshotInput } from "./mod.ts";
 
 const tuning = parseNodeConfig({}).proxy;
 
