@@ -9,6 +9,7 @@ export * from "./compile/mod.ts";
 export * from "./config.ts";
 export * from "./dense_set.ts";
 export * from "./errors.ts";
+export * from "./frozen_map.ts";
 export * from "./log.ts";
 export * from "./metrics.ts";
 export * from "./runtime_flags.ts";

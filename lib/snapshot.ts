@@ -3,9 +3,11 @@
  * The proxy's whole configuration as one read-only value: its types, and the small pure
  * lookups that read it. `lib/compile/` builds it from the node config, the gossip catalog and
  * the policy store; the proxy holds one reference and swaps it atomically, and imports this
- * module, never the compiler.
+ * module, never the compiler. A compiled snapshot is frozen deeply and its maps are
+ * {@linkcode FrozenMap}s, so nothing that reads it can change it for the other readers.
  */
 import type { Protocol, ProxyTuning } from "./config.ts";
+import { FrozenMap } from "./frozen_map.ts";
 import type {
   HttpMatchRequest,
   RetryOnCondition,
@@ -273,16 +275,23 @@ export interface Snapshot {
   readonly inbound: ReadonlyMap<string, ClusterConfig>;
   /** Every cluster by name. */
   readonly clusters: ReadonlyMap<string, ClusterConfig>;
-  readonly tuning: ProxyTuning;
+  readonly tuning: Readonly<ProxyTuning>;
   /** Problems found while compiling policy (e.g. two VirtualServices for one host). */
   readonly warnings?: readonly string[];
   /** Local TCP listeners for mesh services (config `upstreams`); absent when none. */
   readonly tcpUpstreams?: readonly TcpUpstreamConfig[];
 }
 
-/** An empty snapshot: every request gets 404 NR. */
+/** An empty snapshot: every request gets 404 NR. Frozen like a compiled one. */
 export function emptySnapshot(tuning: ProxyTuning): Snapshot {
-  return { version: 0, outbound: new Map(), inbound: new Map(), clusters: new Map(), tuning };
+  return Object.freeze({
+    version: 0,
+    outbound: new FrozenMap<string, VirtualHostConfig>(),
+    inbound: new FrozenMap<string, ClusterConfig>(),
+    clusters: new FrozenMap<string, ClusterConfig>(),
+    // Copied: freezing the caller's tuning object would change it for its other users.
+    tuning: Object.freeze({ ...tuning }),
+  });
 }
 
 /**

@@ -7,9 +7,9 @@
  * - `./service_entries.ts`: ServiceEntry -> outbound hosts and their clusters;
  * - `./routes.ts`: VirtualService (+ DestinationRule) -> routes, subsets, balancers;
  * - `./destination_rules.ts`: a DestinationRule's traffic policy -> cluster settings;
- * - `./freeze.ts`: the result as a deeply frozen value.
+ * - `./freeze.ts`: the result as a deeply frozen value with read-only maps.
  *
- * It imports no proxy code; the proxy imports only
+ * It imports no proxy code and does not change its inputs; the proxy imports only
  * `lib/snapshot.ts`.
  */
 import type { LocalService, Protocol, ProxyTuning, Upstream } from "../config.ts";
@@ -53,7 +53,8 @@ export interface SnapshotInput {
  * sorted by key so that a recompile with unchanged membership balances identically.
  */
 export function compileSnapshot(input: SnapshotInput, version: number): Snapshot {
-  const tuning = input.tuning;
+  // Copied: the snapshot is frozen, and the caller's tuning object is not the compiler's.
+  const tuning = { ...input.tuning };
   const clusters = new Map<string, ClusterConfig>();
   const inbound = new Map<string, ClusterConfig>();
   const outbound = new Map<string, VirtualHostConfig>();
