@@ -30,7 +30,7 @@
  *
  * Schema and validation only: what a rule compiles to is `lib/compile/destination_rules.ts`.
  */
-import { z } from "zod";
+import { z } from "../schema.ts";
 import type { KindDefinition } from "./kind.ts";
 import { durationSchema, parseDurationMs, type SpecIssue } from "./virtual_service.ts";
 
