@@ -6,7 +6,7 @@
  * changes the response even when the mirror is slow or failing.
  */
 import { assert, assertEquals, assertGreater, assertLess, eventually } from "./support/assert.ts";
-import { TestClient } from "../proxy/test_util.ts";
+import { TestClient } from "./support/proxy.ts";
 import {
   type Backend,
   backend,
