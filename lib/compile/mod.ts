@@ -9,8 +9,8 @@
  * - `./destination_rules.ts`: a DestinationRule's traffic policy -> cluster settings;
  * - `./freeze.ts`: the result as a deeply frozen value with read-only maps.
  *
- * It imports no proxy code and does not change its inputs; the proxy imports only
- * `lib/snapshot.ts`.
+ * It imports no proxy code and does not change its inputs. The proxy needs only the
+ * snapshot's types and lookups (`lib/snapshot.ts`); no proxy module calls the compiler.
  */
 import type { LocalService, Protocol, ProxyTuning, Upstream } from "../config.ts";
 import type { Resource } from "../resources/kind.ts";
