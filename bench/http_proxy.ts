@@ -35,7 +35,7 @@ import { agentV8Flags, CounterChild, realClock } from "../lib/mod.ts";
 import { headerName, headerValue, newHead, parseHead } from "../proxy/head.ts";
 import { encoder, hopByHopHeaders, pumpLength, writeAll } from "../proxy/http1.ts";
 import { PoolManager } from "../proxy/pool.ts";
-import { buildSnapshot, endpoint } from "../proxy/test_util.ts";
+import { buildSnapshot, endpoint } from "../tests/support/proxy.ts";
 import { denoNetwork, type Network, type StreamConn } from "../proxy/io/net.ts";
 import { createEpollNetwork, selectNetwork } from "../proxy/io/epoll.ts";
 

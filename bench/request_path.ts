@@ -11,7 +11,7 @@
  */
 import { Registry, silentLogger } from "../lib/mod.ts";
 import { Proxy } from "../proxy/mod.ts";
-import { buildSnapshot, endpoint } from "../proxy/test_util.ts";
+import { buildSnapshot, endpoint } from "../tests/support/proxy.ts";
 import type { Network, StreamConn, StreamListener } from "../proxy/io/net.ts";
 import { median, positiveFlag } from "./support.ts";
 

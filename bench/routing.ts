@@ -22,7 +22,7 @@ import { parseResources } from "../lib/resources/registry.ts";
 import type { HttpMatchRequest } from "../lib/resources/virtual_service.ts";
 import type { Balancer } from "../proxy/balancer/balancer.ts";
 import { createBalancer } from "../proxy/balancer/factory.ts";
-import { endpoint } from "../proxy/balancer/testing.ts";
+import { endpoint } from "../tests/support/balancer.ts";
 import { compileRouteTable, type MatchRequest } from "../proxy/route_match.ts";
 
 const quick = Deno.args.includes("--quick");

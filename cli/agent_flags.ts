@@ -3,7 +3,7 @@
  * `weft agent` flags and how they, the config file and the environment merge into one
  * validated {@linkcode NodeConfig} (file < flags).
  */
-import YAML from "yaml";
+import { parseYaml } from "../lib/yaml.ts";
 import {
   type LocalService,
   type NodeConfig,
@@ -140,7 +140,7 @@ export function readConfigFile(path: string): Record<string, unknown> {
   }
   let value: unknown;
   try {
-    value = /\.json$/i.test(path) ? JSON.parse(text) : YAML.parse(text);
+    value = /\.json$/i.test(path) ? JSON.parse(text) : parseYaml(text);
   } catch (err) {
     const msg = err instanceof Error ? err.message.split("\n")[0] : String(err);
     throw new UserError(

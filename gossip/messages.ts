@@ -4,7 +4,7 @@
  * CBOR envelopes (lib/codec), compound packets, and a validation schema for every body, so a
  * malformed packet is rejected before any state is touched.
  */
-import { z } from "zod";
+import { z } from "../lib/schema.ts";
 import { decodeEnvelope, DecodeError, encodeEnvelope } from "../lib/codec.ts";
 
 /** Envelope version; a peer speaking another version is dropped and counted. */

@@ -3,7 +3,7 @@
  * Node configuration: a zod schema with a documented default for every value. Sources are
  * merged file < environment < flags by `main.ts`; this module only validates.
  */
-import { z } from "zod";
+import { z } from "./schema.ts";
 import { parseHostPort } from "./address.ts";
 import { formatPath, UserError } from "./errors.ts";
 

@@ -1,13 +1,13 @@
 /**
  * @module
- * The proxy's whole configuration as one immutable value, compiled by a pure function from
- * the node config, the gossip catalog and (later) the policy store. The proxy holds one
- * reference and swaps it atomically; it never reads the store or the member list itself.
+ * The proxy's whole configuration as one read-only value: its types, and the small pure
+ * lookups that read it. `lib/compile/` builds it from the node config, the gossip catalog and
+ * the policy store; the proxy holds one reference and swaps it atomically, and imports this
+ * module, never the compiler. A compiled snapshot is frozen deeply and its maps are
+ * {@linkcode FrozenMap}s, so nothing that reads it can change it for the other readers.
  */
-import type { LocalService, Protocol, ProxyTuning, Upstream } from "./config.ts";
-import { compileServiceEntries } from "./compile_service_entries.ts";
-import { compileTraffic } from "./compile_routes.ts";
-import type { Resource } from "./resources/kind.ts";
+import type { Protocol, ProxyTuning } from "./config.ts";
+import { FrozenMap } from "./frozen_map.ts";
 import type {
   HttpMatchRequest,
   RetryOnCondition,
@@ -27,28 +27,6 @@ export interface CatalogEndpoint {
   labels: Readonly<Record<string, string>>;
   /** False when the member is suspect or the service's own health check fails. */
   healthy: boolean;
-}
-
-/** Everything a snapshot is compiled from. */
-export interface SnapshotInput {
-  /** This node's name; its own catalog entries are replaced by the direct local services. */
-  nodeName: string;
-  localServices: readonly LocalService[];
-  catalog: readonly CatalogEndpoint[];
-  tuning: ProxyTuning;
-  /** Live resources from the policy store; ServiceEntries add outbound hosts. */
-  serviceEntries?: readonly Resource[];
-  /** VirtualServices from the store: routes for their hosts (see `lib/compile_routes.ts`). */
-  virtualServices?: readonly Resource[];
-  /** DestinationRules from the store: subsets and load balancing of their hosts. */
-  destinationRules?: readonly Resource[];
-  /** Mesh services offered as local TCP ports (config `upstreams`). */
-  upstreams?: readonly Upstream[];
-  /**
-   * Local services whose active health check fails: their outbound endpoint is unhealthy so
-   * this node's balancers skip it; the inbound one stays usable for requests already routed.
-   */
-  unhealthyLocalServices?: ReadonlySet<string>;
 }
 
 /** A local TCP port whose connections are carried to an instance of `service`. */
@@ -297,145 +275,39 @@ export interface Snapshot {
   readonly inbound: ReadonlyMap<string, ClusterConfig>;
   /** Every cluster by name. */
   readonly clusters: ReadonlyMap<string, ClusterConfig>;
-  readonly tuning: ProxyTuning;
+  readonly tuning: Readonly<ProxyTuning>;
   /** Problems found while compiling policy (e.g. two VirtualServices for one host). */
   readonly warnings?: readonly string[];
   /** Local TCP listeners for mesh services (config `upstreams`); absent when none. */
   readonly tcpUpstreams?: readonly TcpUpstreamConfig[];
 }
 
-/** An empty snapshot: every request gets 404 NR. */
+/** An empty snapshot: every request gets 404 NR. Frozen like a compiled one. */
 export function emptySnapshot(tuning: ProxyTuning): Snapshot {
-  return { version: 0, outbound: new Map(), inbound: new Map(), clusters: new Map(), tuning };
-}
-
-function freezeDeep<T>(v: T): T {
-  if (v && typeof v === "object" && !Object.isFrozen(v)) {
-    Object.freeze(v);
-    if (v instanceof Map) { for (const x of v.values()) freezeDeep(x); }
-    else for (const x of Object.values(v)) freezeDeep(x);
-  }
-  return v;
+  return Object.freeze({
+    version: 0,
+    outbound: new FrozenMap<string, VirtualHostConfig>(),
+    inbound: new FrozenMap<string, ClusterConfig>(),
+    clusters: new FrozenMap<string, ClusterConfig>(),
+    // Copied: freezing the caller's tuning object would change it for its other users.
+    tuning: Object.freeze({ ...tuning }),
+  });
 }
 
 /**
- * Compiles a snapshot. Pure: the same input and version give the same snapshot. Endpoints are
- * sorted by key so that a recompile with unchanged membership balances identically.
+ * The virtual host for a request's host key (lower-case, no port): the exact entry, else the
+ * most specific `*.suffix` entry, else the catch-all `*`. Only the exact lookup happens when
+ * the host is known, so the common case costs one map lookup.
  */
-export function compileSnapshot(input: SnapshotInput, version: number): Snapshot {
-  const clusters = new Map<string, ClusterConfig>();
-  const inbound = new Map<string, ClusterConfig>();
-  const outbound = new Map<string, VirtualHostConfig>();
-  const byService = new Map<string, { protocol: Protocol; endpoints: EndpointConfig[] }>();
-  const tcp = input.upstreams?.length
-    ? {
-      tcpUpstreams: input.upstreams.map((u): TcpUpstreamConfig => ({
-        service: u.service,
-        cluster: `outbound|${u.service}`,
-        localHost: u.localHost,
-        localPort: u.localPort,
-      })),
-    }
-    : {};
-
-  for (const s of input.localServices) {
-    const ep: EndpointConfig = {
-      key: `${s.host}:${s.port}`,
-      hostname: s.host,
-      port: s.port,
-      node: input.nodeName,
-      labels: { ...s.labels },
-      weight: 1,
-      healthy: true,
-      viaInbound: false,
-    };
-    const name = `inbound|${s.name}`;
-    const cluster: ClusterConfig = {
-      name,
-      service: s.name,
-      protocol: s.protocol,
-      endpoints: [ep],
-      loadBalancer: { kind: "round_robin" },
-      connectTimeoutMs: input.tuning.connectTimeoutMs,
-    };
-    clusters.set(name, cluster);
-    inbound.set(s.name, cluster);
-    const healthy = !input.unhealthyLocalServices?.has(s.name);
-    byService.set(s.name, { protocol: s.protocol, endpoints: [healthy ? ep : { ...ep, healthy }] });
+export function findVirtualHost(
+  outbound: ReadonlyMap<string, VirtualHostConfig>,
+  host: string,
+): VirtualHostConfig | undefined {
+  const exact = outbound.get(host);
+  if (exact) return exact;
+  for (let dot = host.indexOf("."); dot >= 0; dot = host.indexOf(".", dot + 1)) {
+    const wildcard = outbound.get(`*${host.slice(dot)}`);
+    if (wildcard) return wildcard;
   }
-
-  for (const c of input.catalog) {
-    if (c.node === input.nodeName) continue; // local instances are reached directly
-    let entry = byService.get(c.service);
-    if (!entry) {
-      entry = { protocol: c.protocol, endpoints: [] };
-      byService.set(c.service, entry);
-    }
-    entry.endpoints.push({
-      key: `${c.hostname}:${c.port}`,
-      hostname: c.hostname,
-      port: c.port,
-      node: c.node,
-      labels: { ...c.labels },
-      weight: 1,
-      healthy: c.healthy,
-      viaInbound: true,
-    });
-  }
-
-  for (
-    const [service, { protocol, endpoints }] of [...byService].sort((a, b) => a[0] < b[0] ? -1 : 1)
-  ) {
-    endpoints.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    const name = `outbound|${service}`;
-    clusters.set(name, {
-      name,
-      service,
-      protocol,
-      endpoints,
-      loadBalancer: { kind: "round_robin" },
-      connectTimeoutMs: input.tuning.connectTimeoutMs,
-    });
-    outbound.set(service, {
-      name: service,
-      domains: [service],
-      routes: [{
-        name: "default",
-        match: { pathPrefix: "/" },
-        destinations: [{ cluster: name, weight: 100 }],
-        timeoutMs: input.tuning.routeTimeoutMs,
-      }],
-    });
-  }
-
-  if (input.serviceEntries?.length) {
-    // Hosts the mesh runs itself keep precedence over a ServiceEntry naming the same host.
-    const compiled = compileServiceEntries(input.serviceEntries, input.tuning);
-    for (const [host, vh] of compiled.virtualHosts) {
-      if (outbound.has(host)) continue;
-      outbound.set(host, vh);
-      for (const c of compiled.clusters) if (c.service === host) clusters.set(c.name, c);
-    }
-  }
-
-  if (input.virtualServices?.length || input.destinationRules?.length) {
-    const traffic = compileTraffic({
-      virtualServices: input.virtualServices ?? [],
-      destinationRules: input.destinationRules ?? [],
-      clusters,
-      outbound,
-      tuning: input.tuning,
-    });
-    return freezeDeep({
-      version,
-      outbound: traffic.outbound,
-      inbound,
-      clusters: traffic.clusters,
-      tuning: input.tuning,
-      ...(traffic.warnings.length > 0 ? { warnings: traffic.warnings } : {}),
-      ...tcp,
-    });
-  }
-
-  return freezeDeep({ version, outbound, inbound, clusters, tuning: input.tuning, ...tcp });
+  return outbound.get("*");
 }

@@ -18,7 +18,7 @@ import type {
   VirtualHostConfig,
   WeightedCluster,
 } from "../lib/mod.ts";
-import { findVirtualHost } from "../lib/compile_routes.ts";
+import { findVirtualHost } from "../lib/snapshot.ts";
 import type { HttpMatchRequest } from "../lib/resources/virtual_service.ts";
 import {
   compileRouteTableWithIndex,

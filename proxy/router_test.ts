@@ -7,7 +7,7 @@
 import type { RouteConfig, Snapshot, VirtualHostConfig } from "../lib/mod.ts";
 import type { MatchRequest } from "./route_match.ts";
 import { localSourceLabels, newRouteSelection, routeOutbound, selectRoute } from "./router.ts";
-import { buildSnapshot, endpoint } from "./test_util.ts";
+import { buildSnapshot, endpoint } from "../tests/support/proxy.ts";
 
 function assertEquals<T>(actual: T, expected: T, what = ""): void {
   const a = JSON.stringify(actual), e = JSON.stringify(expected);

@@ -5,8 +5,7 @@
  */
 import { assert, assertEquals, assertMatch, eventually } from "./support/assert.ts";
 import { startAgent } from "./support/agent_process.ts";
-import { rawRequest } from "../demo/raw_http.ts";
-import { serveDemoService } from "../demo/upstream.ts";
+import { rawRequest, serveDemoService } from "./support/demo.ts";
 
 Deno.test("agent proxies to a local service and serves the admin API", async () => {
   const dir = await Deno.makeTempDir();

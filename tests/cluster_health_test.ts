@@ -8,7 +8,7 @@
  */
 import { assert, assertEquals, eventually } from "./support/assert.ts";
 import { type AgentProcess, startAgent } from "./support/agent_process.ts";
-import { rawRequest } from "../demo/raw_http.ts";
+import { rawRequest } from "./support/demo.ts";
 
 interface Services {
   services: { name: string; endpoints: { node: string; healthy: boolean }[] }[];

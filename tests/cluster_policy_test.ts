@@ -7,8 +7,7 @@
  */
 import { assert, assertEquals, assertMatch, eventually } from "./support/assert.ts";
 import { type AgentProcess, startAgent } from "./support/agent_process.ts";
-import { rawRequest } from "../demo/raw_http.ts";
-import { serveDemoService } from "../demo/upstream.ts";
+import { rawRequest, serveDemoService } from "./support/demo.ts";
 
 const mainTs = new URL("../main.ts", import.meta.url).pathname;
 

@@ -4,7 +4,7 @@
  * replacement of a restarted node, graceful leave.
  */
 import { assert, assertEquals, assertRejects } from "./support/assert.ts";
-import { SimCluster } from "../gossip/testing.ts";
+import { SimCluster } from "./support/gossip.ts";
 import { defaultLanConfig } from "../gossip/config.ts";
 import type { MemberEvent } from "../gossip/membership.ts";
 

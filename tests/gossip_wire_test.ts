@@ -3,7 +3,7 @@
  * mutated packets and streams that must be dropped and counted without crashing the node.
  */
 import { assert, assertEquals, assertRejects } from "./support/assert.ts";
-import { SimCluster } from "../gossip/testing.ts";
+import { SimCluster } from "./support/gossip.ts";
 import { Keyring, parseKey } from "../gossip/keyring.ts";
 import { seededRandom } from "../gossip/mock_transport.ts";
 import { encodeEnvelope, encodeValue } from "../lib/codec.ts";

@@ -16,7 +16,7 @@ import {
   startRawUpstream,
   startUpstream,
   TestClient,
-} from "../proxy/test_util.ts";
+} from "./support/proxy.ts";
 import { assert, assertEquals } from "./support/assert.ts";
 import { freePort, hasIpv6Loopback, readUntil, writeAll } from "./support/sockets.ts";
 import {

@@ -5,7 +5,7 @@
  */
 import { Registry, silentLogger, type Snapshot } from "../lib/mod.ts";
 import { Proxy } from "../proxy/mod.ts";
-import { buildSnapshot, endpoint, startUpstream, TestClient } from "../proxy/test_util.ts";
+import { buildSnapshot, endpoint, startUpstream, TestClient } from "./support/proxy.ts";
 
 function assertEquals<T>(actual: T, expected: T, what = ""): void {
   const a = JSON.stringify(actual), e = JSON.stringify(expected);

@@ -12,7 +12,7 @@ import {
   startRawUpstream,
   startUpstream,
   TestClient,
-} from "../proxy/test_util.ts";
+} from "./support/proxy.ts";
 
 function assertEquals<T>(actual: T, expected: T, what = ""): void {
   const a = JSON.stringify(actual), e = JSON.stringify(expected);

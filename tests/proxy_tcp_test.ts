@@ -16,7 +16,7 @@ import {
 } from "../lib/mod.ts";
 import { Proxy } from "../proxy/mod.ts";
 import { readBufferPool } from "../proxy/http1.ts";
-import { buildSnapshot, endpoint, oneRequest, testTuning } from "../proxy/test_util.ts";
+import { buildSnapshot, endpoint, oneRequest, testTuning } from "./support/proxy.ts";
 import { assert, assertEquals, eventually } from "./support/assert.ts";
 import { readAll, roundTrip, startEcho } from "./support/tcp_echo.ts";
 

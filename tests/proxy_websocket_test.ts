@@ -8,7 +8,7 @@
  */
 import { type HostPort, Registry, silentLogger, type Snapshot } from "../lib/mod.ts";
 import { type AccessLogEntry, Proxy } from "../proxy/mod.ts";
-import { buildSnapshot, endpoint, TestClient } from "../proxy/test_util.ts";
+import { buildSnapshot, endpoint, TestClient } from "./support/proxy.ts";
 import { assert, assertEquals, eventually } from "./support/assert.ts";
 import { readUntil } from "./support/sockets.ts";
 

@@ -15,7 +15,7 @@ import {
 import { RoundRobinBalancer } from "../proxy/balancer/round_robin.ts";
 import { UNLIMITED } from "../proxy/breaker.ts";
 import { ClusterManager, ClusterState } from "../proxy/cluster.ts";
-import { endpoint, testTuning } from "../proxy/test_util.ts";
+import { endpoint, testTuning } from "./support/proxy.ts";
 
 const outlier: OutlierDetectionConfig = {
   consecutive5xxErrors: 2,

@@ -8,7 +8,7 @@ import { assertEquals, assertThrows } from "./support/assert.ts";
 import { parseNodeConfig } from "../lib/config.ts";
 import { UserError } from "../lib/errors.ts";
 import { parseResources } from "../lib/resources/registry.ts";
-import { type CatalogEndpoint, compileSnapshot } from "../lib/snapshot.ts";
+import { type CatalogEndpoint, compileSnapshot } from "../lib/mod.ts";
 
 const tuning = parseNodeConfig({}).proxy;
 

@@ -24,7 +24,7 @@ import {
   startUpstream,
   TestClient,
   type TestUpstream,
-} from "../proxy/test_util.ts";
+} from "./support/proxy.ts";
 
 const loopback = { hostname: "127.0.0.1", port: 0 };
 

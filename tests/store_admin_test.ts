@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { resourceRoutes } from "../lib/admin/resources.ts";
 import { PolicyStore } from "../lib/store/store.ts";
 import { applyCommand, deleteCommand, getCommand } from "../cli/resources.ts";
-import { compileSnapshot } from "../lib/snapshot.ts";
+import { compileSnapshot } from "../lib/mod.ts";
 import { proxyTuningSchema } from "../lib/config.ts";
 import { parseResources } from "../lib/resources/registry.ts";
 

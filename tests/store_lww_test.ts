@@ -13,7 +13,7 @@ import {
   PolicyStore,
   type ReplicatedEntry,
 } from "../lib/store/store.ts";
-import { serviceEntry } from "./store_helpers.ts";
+import { serviceEntry } from "./support/store.ts";
 
 Deno.test("HLC is strictly monotonic even when the wall clock stands still or goes back", () => {
   const clock = new FakeClock(1000);

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { createLogger, type Logger } from "../lib/log.ts";
 import { PolicyLog } from "../lib/store/persist.ts";
 import { PolicyStore } from "../lib/store/store.ts";
-import { serviceEntry } from "./store_helpers.ts";
+import { serviceEntry } from "./support/store.ts";
 
 function capturingLogger(): { log: Logger; lines: string[] } {
   const lines: string[] = [];
@@ -117,7 +117,12 @@ Deno.test("writes acknowledged before kill -9 survive, also across compactions",
   const dir = await Deno.makeTempDir();
   try {
     const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-all", new URL("./store_kill_child.ts", import.meta.url).pathname, dir],
+      args: [
+        "run",
+        "--allow-all",
+        new URL("./support/store_kill_child.ts", import.meta.url).pathname,
+        dir,
+      ],
       stdout: "piped",
       stderr: "null",
     }).spawn();

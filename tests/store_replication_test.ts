@@ -15,7 +15,7 @@ import { gossipsub } from "@libp2p/gossipsub";
 import { multiaddr } from "@multiformats/multiaddr";
 import { PolicyReplicator, policyTopic, syncProtocol } from "../gossip/pubsub.ts";
 import { PolicyStore } from "../lib/store/store.ts";
-import { serviceEntry, waitFor } from "./store_helpers.ts";
+import { serviceEntry, waitFor } from "./support/store.ts";
 
 interface TestNode {
   store: PolicyStore;

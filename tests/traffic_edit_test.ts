@@ -6,7 +6,7 @@
  * response headers with Istio's semantics.
  */
 import { assert, assertEquals } from "./support/assert.ts";
-import { TestClient } from "../proxy/test_util.ts";
+import { TestClient } from "./support/proxy.ts";
 import {
   type Backend,
   backend,

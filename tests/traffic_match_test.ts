@@ -7,7 +7,7 @@
  * three ServiceEntries).
  */
 import { assert, assertEquals } from "./support/assert.ts";
-import { TestClient } from "../proxy/test_util.ts";
+import { TestClient } from "./support/proxy.ts";
 import {
   type Backend,
   backend,

@@ -7,7 +7,7 @@
  */
 import { assert, assertEquals, assertGreater, assertLess, eventually } from "./support/assert.ts";
 import { FakeClock } from "../lib/mod.ts";
-import { TestClient } from "../proxy/test_util.ts";
+import { TestClient } from "./support/proxy.ts";
 import {
   type Backend,
   backend,

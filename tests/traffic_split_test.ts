@@ -8,7 +8,7 @@
 import { assert, assertEquals, assertLess } from "./support/assert.ts";
 import { silentLogger } from "../lib/mod.ts";
 import { ClusterManager } from "../proxy/cluster.ts";
-import { TestClient, type TestResponse } from "../proxy/test_util.ts";
+import { TestClient, type TestResponse } from "./support/proxy.ts";
 import {
   type Backend,
   backend,

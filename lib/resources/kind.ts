@@ -3,7 +3,7 @@
  * The common shape of policy resources (Istio-style) and of a kind's definition. Each kind
  * lives in its own file and exports a {@linkcode KindDefinition}; the registry combines them.
  */
-import type { z } from "zod";
+import type { z } from "../schema.ts";
 
 /** Object metadata, as in Kubernetes. */
 export interface ResourceMetadata {

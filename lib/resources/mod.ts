@@ -1,7 +1,9 @@
 /**
  * @module
- * Policy resources: kinds, the input parser, and compilation helpers for the snapshot.
+ * Policy resources: kinds, their schemas and checks, and the input parser. What they compile
+ * to is `lib/compile/`.
  */
+export * from "./hosts.ts";
 export * from "./kind.ts";
 export * from "./registry.ts";
 export * from "./service_entry.ts";

@@ -5,8 +5,8 @@
  * every document is collected with its path (`[doc 2] spec.hosts[0]: ...`) and nothing is
  * returned unless everything is valid, so callers never apply part of a request.
  */
-import { parseAllDocuments, stringify as stringifyYaml } from "yaml";
-import { z } from "zod";
+import { parseYamlDocuments, stringifyYaml } from "../yaml.ts";
+import { z } from "../schema.ts";
 import { type FieldIssue, formatPath, UserError } from "../errors.ts";
 import type { KindDefinition, Resource } from "./kind.ts";
 import { serviceEntryKind } from "./service_entry.ts";
@@ -176,8 +176,8 @@ function splitDocuments(text: string, format: InputFormat | undefined): {
   }
   const docs: unknown[] = [];
   const issues: FieldIssue[] = [];
-  const parsed = parseAllDocuments(text, { uniqueKeys: true });
-  // parseAllDocuments returns an EmptyStream (not an array) for empty input.
+  const parsed = parseYamlDocuments(text, { uniqueKeys: true });
+  // parseYamlDocuments returns an EmptyStream (not an array) for empty input.
   const list = Array.isArray(parsed) ? parsed : [];
   list.forEach((doc, i) => {
     if (doc.errors.length > 0) {

@@ -5,7 +5,7 @@
  * listener. Field names and meaning follow Istio; fields Weft does not implement (for example
  * `workloadSelector` or `subjectAltNames`) are rejected by the strict schema with their path.
  */
-import { z } from "zod";
+import { z } from "../schema.ts";
 import type { KindDefinition } from "./kind.ts";
 
 /** Istio's port protocols that Weft can carry. HTTPS and TLS are forwarded as opaque TCP. */

@@ -10,7 +10,7 @@
  * problem is reported with its path. Durations are kept as the user wrote them and converted
  * with {@linkcode parseDurationMs} when the snapshot is compiled.
  */
-import { z } from "zod";
+import { z } from "../schema.ts";
 import type { KindDefinition } from "./kind.ts";
 
 // ---------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import { isPrime, MaglevBalancer } from "./maglev.ts";
 import { PeakEwmaBalancer } from "./peak_ewma.ts";
 import { RingHashBalancer } from "./ring_hash.ts";
 import { RoundRobinBalancer } from "./round_robin.ts";
-import { endpoint, endpoints } from "./testing.ts";
+import { endpoint, endpoints } from "../../tests/support/balancer.ts";
 import { seededRandom } from "./weighted.ts";
 import type { Balancer } from "./balancer.ts";
 import { EdfSchedule } from "./edf.ts";

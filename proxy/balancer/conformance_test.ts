@@ -6,9 +6,9 @@
  */
 import type { EndpointConfig, LoadBalancerConfig } from "../../lib/mod.ts";
 import type { Balancer } from "./balancer.ts";
-import { PROBE_V8_FLAGS } from "./allocation_probe.ts";
+import { PROBE_V8_FLAGS } from "../../tests/support/balancer_allocation_probe.ts";
 import { createBalancer } from "./factory.ts";
-import { CHI_SQUARE_P001, chiSquare, endpoint, endpoints } from "./testing.ts";
+import { CHI_SQUARE_P001, chiSquare, endpoint, endpoints } from "../../tests/support/balancer.ts";
 import { seededRandom } from "./weighted.ts";
 
 function assert(condition: unknown, message: string): asserts condition {
@@ -112,8 +112,9 @@ for (const config of configs) {
 
   Deno.test(`${name}: picks without allocating much`, async () => {
     // Measured in a child process with a young generation large enough that no scavenge
-    // hides garbage (see allocation_probe.ts). One small object per pick would be ~48 bytes.
-    const probe = new URL("./allocation_probe.ts", import.meta.url).pathname;
+    // hides garbage (see tests/support/balancer_allocation_probe.ts). One small object per pick would be ~48 bytes.
+    const probe =
+      new URL("../../tests/support/balancer_allocation_probe.ts", import.meta.url).pathname;
     const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
       args: ["run", "--allow-read", `--v8-flags=${PROBE_V8_FLAGS}`, probe, JSON.stringify(config)],
       stdout: "piped",

@@ -18,7 +18,7 @@ import {
 import type { Resource } from "../../lib/resources/kind.ts";
 import { parseResources } from "../../lib/resources/registry.ts";
 import { type AccessLogEntry, Proxy } from "../../proxy/mod.ts";
-import { startUpstream, type TestResponse, type TestUpstream } from "../../proxy/test_util.ts";
+import { startUpstream, type TestResponse, type TestUpstream } from "./proxy.ts";
 
 const loopback = { hostname: "127.0.0.1", port: 0 };
 
@@ -128,4 +128,4 @@ export function tally(responses: TestResponse[]): Map<string, number> {
   return counts;
 }
 
-export { CHI_SQUARE_P00001, chiSquare } from "../../proxy/balancer/testing.ts";
+export { CHI_SQUARE_P00001, chiSquare } from "./balancer.ts";

@@ -3,15 +3,15 @@
  * Test support: a whole simulated cluster of {@linkcode GossipNode}s on a
  * {@linkcode MockNetwork} under a {@linkcode FakeClock}, stepped deterministically.
  */
-import { FakeClock } from "../lib/clock.ts";
-import { silentLogger } from "../lib/log.ts";
-import { Registry } from "../lib/metrics.ts";
-import { defaultLanConfig, type GossipConfig } from "./config.ts";
-import type { Keyring } from "./keyring.ts";
-import type { MemberState } from "./membership.ts";
-import type { ServiceMeta } from "./messages.ts";
-import { MockNetwork, type MockTransport, seededRandom } from "./mock_transport.ts";
-import { GossipNode } from "./mod.ts";
+import { FakeClock } from "../../lib/clock.ts";
+import { silentLogger } from "../../lib/log.ts";
+import { Registry } from "../../lib/metrics.ts";
+import { defaultLanConfig, type GossipConfig } from "../../gossip/config.ts";
+import type { Keyring } from "../../gossip/keyring.ts";
+import type { MemberState } from "../../gossip/membership.ts";
+import type { ServiceMeta } from "../../gossip/messages.ts";
+import { MockNetwork, type MockTransport, seededRandom } from "../../gossip/mock_transport.ts";
+import { GossipNode } from "../../gossip/mod.ts";
 
 /** One simulated node. */
 export interface SimNode {

@@ -3,7 +3,7 @@
  * Helpers for proxy tests and benchmarks: hand-built snapshots and small upstream servers on
  * ephemeral loopback ports. Not used by the proxy itself.
  */
-import type { StreamConn } from "./io/net.ts";
+import type { StreamConn } from "../../proxy/io/net.ts";
 import type {
   ClusterConfig,
   EndpointConfig,
@@ -12,8 +12,8 @@ import type {
   RouteConfig,
   Snapshot,
   VirtualHostConfig,
-} from "../lib/mod.ts";
-import { headerName, headerValue, newHead, parseHead } from "./head.ts";
+} from "../../lib/mod.ts";
+import { headerName, headerValue, newHead, parseHead } from "../../proxy/head.ts";
 import {
   ChunkedScanner,
   ConnReader,
@@ -23,7 +23,7 @@ import {
   pumpLength,
   pumpUntilClose,
   writeAll,
-} from "./http1.ts";
+} from "../../proxy/http1.ts";
 
 /** Tuning with Envoy-like defaults, shortened where tests need it. */
 export function testTuning(overrides: Partial<ProxyTuning> = {}): ProxyTuning {

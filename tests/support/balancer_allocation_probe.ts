@@ -6,11 +6,11 @@
  * conformance suite; prints one number (bytes per pick).
  *
  * `deno run --v8-flags=--expose-gc,--min-semi-space-size=64,--max-semi-space-size=64
- *  allocation_probe.ts '<LoadBalancerConfig as JSON>'`
+ *  tests/support/balancer_allocation_probe.ts '<LoadBalancerConfig as JSON>'`
  */
 import type { LoadBalancerConfig } from "../../lib/snapshot.ts";
-import { createBalancer } from "./factory.ts";
-import { endpoints } from "./testing.ts";
+import { createBalancer } from "../../proxy/balancer/factory.ts";
+import { endpoints } from "./balancer.ts";
 
 /** The V8 flags the probe needs. */
 export const PROBE_V8_FLAGS = "--expose-gc,--min-semi-space-size=64,--max-semi-space-size=64";

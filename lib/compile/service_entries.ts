@@ -1,18 +1,17 @@
 /**
  * @module
- * ServiceEntry -> outbound clusters and virtual hosts: the part of the snapshot compiled
- * from the policy store. Pure; the snapshot compiler merges its output, letting services the
- * mesh runs itself (local or from the catalog) keep precedence over an entry naming the same
- * host.
+ * ServiceEntry -> outbound clusters and virtual hosts. Pure; `./mod.ts` merges its output,
+ * letting services the mesh runs itself (local or from the catalog) keep precedence over an
+ * entry naming the same host.
  *
  * Naming: the first port of a host gets cluster `outbound|HOST` (what the host's virtual host
  * routes to, and what a VirtualService destination `host: HOST` resolves to); further ports
  * get `outbound|HOST:PORT`.
  */
-import type { Protocol } from "./config.ts";
-import type { Resource } from "./resources/kind.ts";
-import type { ServiceEntryProtocol, ServiceEntrySpec } from "./resources/service_entry.ts";
-import type { ClusterConfig, EndpointConfig, VirtualHostConfig } from "./snapshot.ts";
+import type { Protocol } from "../config.ts";
+import type { Resource } from "../resources/kind.ts";
+import type { ServiceEntryProtocol, ServiceEntrySpec } from "../resources/service_entry.ts";
+import type { ClusterConfig, EndpointConfig, VirtualHostConfig } from "../snapshot.ts";
 
 /** Timeouts the compiled clusters and routes use (from the node's proxy tuning). */
 export interface ServiceEntryCompileOptions {

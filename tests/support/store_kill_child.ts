@@ -4,8 +4,8 @@
  * store in the given data dir and prints each name once `apply` has acknowledged it, forever,
  * until the parent kills it.
  */
-import { PolicyStore } from "../lib/store/store.ts";
-import { serviceEntry } from "./store_helpers.ts";
+import { PolicyStore } from "../../lib/store/store.ts";
+import { serviceEntry } from "./store.ts";
 
 const store = await PolicyStore.open({
   nodeId: "child",

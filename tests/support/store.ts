@@ -2,8 +2,8 @@
  * @module
  * Shared fixtures for the policy store tests: resources, polling with a deadline.
  */
-import type { Resource } from "../lib/resources/mod.ts";
-import type { ServiceEntrySpec } from "../lib/resources/service_entry.ts";
+import type { Resource } from "../../lib/resources/mod.ts";
+import type { ServiceEntrySpec } from "../../lib/resources/service_entry.ts";
 
 /** A valid ServiceEntry with one STATIC endpoint; `port` varies the content. */
 export function serviceEntry(name: string, port = 8080, namespace = "default"): Resource<

@@ -2,25 +2,16 @@
  * @module
  * VirtualService and DestinationRule compilation: routes replace a host's default route,
  * subsets filter endpoints by label, DestinationRules choose balancers, unknown destinations
- * compile to empty clusters, and conflicting VirtualServices are detected.
+ * compile to empty clusters, and conflicting VirtualServices resolve the same way everywhere.
  */
-import { assert, assertEquals } from "../tests/support/assert.ts";
-import {
-  canonicalHost,
-  describeRouteDestinations,
-  describeRouteMatch,
-  findVirtualHost,
-  virtualServiceConflicts,
-} from "./compile_routes.ts";
-import { parseNodeConfig } from "./config.ts";
-import type { Resource } from "./resources/kind.ts";
-import { parseResources } from "./resources/registry.ts";
-import {
-  type CatalogEndpoint,
-  compileSnapshot,
-  type Snapshot,
-  type SnapshotInput,
-} from "./snapshot.ts";
+import { assert, assertEquals } from "../../tests/support/assert.ts";
+import { parseNodeConfig } from "../config.ts";
+import { canonicalHost } from "../resources/hosts.ts";
+import type { Resource } from "../resources/kind.ts";
+import { parseResources } from "../resources/registry.ts";
+import { describeRouteDestinations, describeRouteMatch } from "../route_text.ts";
+import { type CatalogEndpoint, findVirtualHost, type Snapshot } from "../snapshot.ts";
+import { compileSnapshot, type SnapshotInput } from "./mod.ts";
 
 const tuning = parseNodeConfig({}).proxy;
 
@@ -355,38 +346,6 @@ Deno.test("route options are parsed into numbers and normalised", () => {
   assertEquals(plain.retries, undefined);
   assertEquals(plain.timeoutMs, 0);
   assertEquals(plain.fault, undefined);
-});
-
-Deno.test("conflicting VirtualServices are reported naming both resources", () => {
-  const existing = resources(
-    vs("a", { hosts: ["reviews"], http: [{ route: [{ destination: { host: "reviews" } }] }] }),
-    reviewsSubsets,
-  );
-  const incoming = resources(
-    vs("b", {
-      hosts: ["ratings", "reviews.default.svc.cluster.local"],
-      http: [{ route: [{ destination: { host: "reviews" } }] }],
-    }),
-  );
-  assertEquals(virtualServiceConflicts(existing, incoming), [{
-    path: "[doc 1] spec.hosts[1]",
-    message: 'VirtualService default/a and default/b both route host "reviews"',
-  }]);
-  // Re-applying (or changing) the owner itself is not a conflict.
-  const update = resources(
-    vs("a", { hosts: ["reviews", "x"], http: [{ route: [{ destination: { host: "reviews" } }] }] }),
-  );
-  assertEquals(virtualServiceConflicts(existing, update), []);
-  // Two incoming documents conflicting with each other.
-  const both = resources(
-    reviewsSubsets,
-    vs("c", { hosts: ["*"], http: [{ route: [{ destination: { host: "reviews" } }] }] }),
-    vs("d", { hosts: ["*"], http: [{ route: [{ destination: { host: "reviews" } }] }] }),
-  );
-  assertEquals(virtualServiceConflicts([], both), [{
-    path: "[doc 3] spec.hosts[0]",
-    message: 'VirtualService default/c and default/d both route host "*"',
-  }]);
 });
 
 Deno.test("conflicts that still reach the compiler resolve to the lowest name, with a warning", () => {
