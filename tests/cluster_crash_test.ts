@@ -6,7 +6,7 @@
  */
 import { assert, eventually } from "./support/assert.ts";
 import { startAgentCluster, stateOf } from "./support/agent_cluster.ts";
-import { rawRequest } from "../demo/raw_http.ts";
+import { rawRequest } from "./support/demo.ts";
 import { defaultLocalConfig } from "../gossip/mod.ts";
 import { suspicionTimeoutMs } from "../gossip/suspicion.ts";
 

@@ -7,15 +7,8 @@
  * cluster_leave_test.ts) so the three clusters start and run in parallel.
  */
 import { assert, assertEquals, eventually } from "./support/assert.ts";
-<<<<<<< HEAD
 import { startAgentCluster } from "./support/agent_cluster.ts";
-import { rawRequest } from "../demo/raw_http.ts";
-=======
-import { type AgentProcess, startAgent } from "./support/agent_process.ts";
-import { rawRequest, serveDemoService } from "./support/demo.ts";
-import { defaultLocalConfig } from "../gossip/mod.ts";
-import { suspicionTimeoutMs } from "../gossip/suspicion.ts";
->>>>>>> compile
+import { rawRequest } from "./support/demo.ts";
 
 Deno.test("five agents: join by one seed, the members table, cross-node proxying", async () => {
   const cluster = await startAgentCluster(5, "cluster");

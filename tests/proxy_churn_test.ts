@@ -7,13 +7,8 @@
  */
 import type { Network } from "../proxy/mod.ts";
 import { readBufferPool } from "../proxy/http1.ts";
-<<<<<<< HEAD
 import { idleSessionCount } from "../proxy/session_http1.ts";
 import { buildSnapshot, endpoint, startUpstream } from "./support/proxy.ts";
-=======
-import { idleSessionCount } from "../proxy/http1_server.ts";
-import { buildSnapshot, endpoint, startUpstream } from "./support/proxy.ts";
->>>>>>> compile
 import { assert, eventually } from "./support/assert.ts";
 import { backendScenario, socketBackends, startProxyOn } from "./support/backends.ts";
 import { writeAll } from "./support/sockets.ts";
