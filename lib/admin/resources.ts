@@ -7,7 +7,7 @@
  * `{"error": "...", "details": [{"path", "message"}]}`; a request with any invalid resource
  * applies nothing.
  */
-import { virtualServiceConflicts } from "../compile_routes.ts";
+import { virtualServiceConflicts } from "../resources/hosts.ts";
 import { Hono } from "hono";
 import { errorMessage, UserError } from "../errors.ts";
 import { findKind, type InputFormat, parseResources } from "../resources/registry.ts";

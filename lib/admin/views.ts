@@ -4,7 +4,7 @@
  * to the JSON shapes of lib/admin/api_types.ts. The composition root passes them live state;
  * they know nothing of gossip or the proxy beyond the plain fields they read.
  */
-import { describeRouteDestinations, describeRouteMatch } from "../compile_routes.ts";
+import { describeRouteDestinations, describeRouteMatch } from "../route_text.ts";
 import type { Snapshot } from "../snapshot.ts";
 import type {
   MemberCounts,

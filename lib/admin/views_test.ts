@@ -4,7 +4,7 @@
  */
 import { assertEquals } from "../../tests/support/assert.ts";
 import { parseNodeConfig } from "../config.ts";
-import { compileSnapshot } from "../snapshot.ts";
+import { compileSnapshot } from "../compile/mod.ts";
 import {
   memberCounts,
   memberDigests,
