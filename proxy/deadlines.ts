@@ -15,6 +15,8 @@ export interface Expiring extends DenseSetMember {
   /** Monotonic milliseconds (Clock.now) after which `expire` is called; 0 for none. */
   deadline: number;
   expire(): void;
+  /** Ends the work at once, whatever its deadline (the proxy is stopping). */
+  abort(): void;
 }
 
 export class DeadlineTicker {
@@ -65,6 +67,11 @@ export class DeadlineTicker {
     }
     if (next !== Infinity) this.arm(next);
   };
+
+  /** Aborts every tracked item (the drain is over: nothing may keep the stop waiting). */
+  abortAll(): void {
+    for (const item of this.#tracked.values()) item.abort();
+  }
 
   /** Stops the timer; pending deadlines never fire. */
   close(): void {

@@ -12,9 +12,13 @@ class Item implements Expiring {
   deadline = 0;
   denseIndex = -1;
   expiredAt: number[] = [];
+  aborted = 0;
   constructor(readonly clock: FakeClock) {}
   expire(): void {
     this.expiredAt.push(this.clock.now());
+  }
+  abort(): void {
+    this.aborted++;
   }
 }
 
@@ -92,4 +96,16 @@ Deno.test("close stops the timer: pending deadlines never fire", () => {
   clock.advance(100);
   assertEquals(item.expiredAt, []);
   assertEquals(clock.pending, 0);
+});
+
+Deno.test("abortAll aborts every tracked item, with or without a deadline", () => {
+  const clock = new FakeClock();
+  const ticker = new DeadlineTicker(clock);
+  const waiting = new Item(clock), idle = new Item(clock), gone = new Item(clock);
+  waiting.deadline = 5000;
+  for (const item of [waiting, idle, gone]) ticker.track(item);
+  ticker.untrack(gone);
+  ticker.abortAll();
+  assertEquals([waiting.aborted, idle.aborted, gone.aborted], [1, 1, 0]);
+  ticker.close();
 });

@@ -198,6 +198,18 @@ export abstract class Exchange implements Expiring {
   }
 
   /**
+   * The drain ended with this request still in flight (the proxy is stopping): end it as if
+   * its route deadline had passed, so that no further try starts and an upstream that never
+   * answers cannot hold the stop up beyond the drain timeout.
+   */
+  abort(): void {
+    this.routeDeadline = this.ctx.clock.now();
+    this.timedOut = true;
+    this.upstream?.close();
+    this.pending?.cancel();
+  }
+
+  /**
    * Answers the client with a proxy-made reply; resolves whether the downstream connection
    * stays usable. Every local reply of every layer goes through here.
    */

@@ -331,8 +331,10 @@ export class Proxy {
       for (const l of this.#listeners) {
         await l.waitIdle(Math.max(0, deadline - this.#clock.now()));
       }
-      // Requests still queued by a circuit breaker would wait for a slot forever.
+      // Requests still queued by a circuit breaker would wait for a slot forever, and one
+      // waiting on an upstream that never answers until its route timeout.
       this.#clusters.cancelPending();
+      this.#deadlines.abortAll();
       await Promise.all(this.#listeners.map((l) => l.closeAll()));
     }
     await this.#mirrors.close();

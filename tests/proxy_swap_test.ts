@@ -180,3 +180,42 @@ Deno.test("stop drains a request in flight, then refuses new connections", async
     await up.close();
   }
 });
+
+Deno.test("stop ends a request whose upstream never answers once the drain timeout passes", async () => {
+  let release = () => {};
+  const gate = new Promise<void>((r) => (release = r));
+  let arrived = () => {};
+  const arrival = new Promise<void>((r) => (arrived = r));
+  const up = await startUpstream(async () => {
+    arrived();
+    await gate;
+    return new Response("too late");
+  });
+  const proxy = new Proxy({
+    // The route timeout (60 s) is far beyond the drain timeout (50 ms) and the test's patience.
+    snapshot: buildSnapshot({
+      outbound: { svc: { endpoints: [endpoint(up.addr)] } },
+      tuning: { routeTimeoutMs: 60_000 },
+    }),
+    logger: silentLogger,
+    metrics: new Registry(),
+  });
+  const { outbound } = await proxy.start({ outbound: loopback, inbound: loopback });
+  const client = await TestClient.connect(outbound);
+  let patience: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const pending = client.request("GET / HTTP/1.1\nHost: svc").catch(() => null);
+    await arrival;
+    const stopped = proxy.stop(50).then(() => "stopped");
+    const stuck = new Promise<string>((r) => (patience = setTimeout(() => r("stuck"), 10_000)));
+    assertEquals(await Promise.race([stopped, stuck]), "stopped", "stop after the drain timeout");
+    const answer = await pending;
+    assertEquals(answer === null || answer.status !== 200, true, "no upstream answer relayed");
+  } finally {
+    clearTimeout(patience);
+    client.close();
+    release();
+    await proxy.stop();
+    await up.close();
+  }
+});
