@@ -27,9 +27,7 @@ import { accessLogWriter } from "../lib/access_log.ts";
 import { Coalescer } from "../lib/coalesce.ts";
 import { reloadedConfig } from "../lib/config_reload.ts";
 import { loadNodeId } from "../lib/node_id.ts";
-import { createAdminApp, serveAdmin } from "../lib/admin/app.ts";
-import { resourceRoutes } from "../lib/admin/resources.ts";
-import { memberDigests, routesView, servicesView, statusView } from "../lib/admin/views.ts";
+import { serveNodeAdmin } from "../lib/admin/node_admin.ts";
 import { PolicyStore } from "../lib/store/mod.ts";
 import { PolicyReplicator } from "../gossip/pubsub.ts";
 import {
@@ -306,34 +304,18 @@ export class Agent {
   }
 
   async #startAdmin(at: HostPort): Promise<HostPort> {
-    const members = () => this.#gossip?.members() ?? [];
-    const node = () => ({ name: this.#config.name, id: this.#nodeId, version: VERSION });
-    const app = createAdminApp({
-      node: () => ({ ...node(), startedAt: this.startedAt }),
-      members: () => members().map(memberJson),
-      services: () => servicesView(this.#proxy.current()),
-      routes: () => routesView(this.#proxy.current()),
-      status: () =>
-        statusView({
-          node: node(),
-          snapshotVersion: this.#proxy.current().version,
-          proxyNetwork: this.#proxy.networkName,
-          members: members(),
-          store: this.#store.stats(),
-        }),
+    const { server, addr } = await serveNodeAdmin({
+      identity: () => ({ name: this.#config.name, id: this.#nodeId }),
+      version: VERSION,
+      startedAt: this.startedAt,
+      members: () => this.#gossip?.members() ?? [],
+      memberInfo: memberJson,
+      snapshot: () => this.#proxy.current(),
+      proxyNetwork: () => this.#proxy.networkName,
+      store: this.#store,
       reload: () => this.reload(),
       metrics: () => this.metrics.render(),
-      mount: (app) =>
-        app.route(
-          "/",
-          resourceRoutes({
-            store: this.#store,
-            nodeName: this.#config.name,
-            memberDigests: () => memberDigests(this.#nodeId, members()),
-          }),
-        ),
-    });
-    const { server, addr } = await serveAdmin(app, at);
+    }, at);
     this.#admin = server;
     return addr;
   }
