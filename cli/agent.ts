@@ -7,7 +7,6 @@
  * wires lives with its concern (see docs/architecture.md).
  */
 import {
-  compileSnapshot,
   createLogger,
   errorMessage,
   formatHostPort,
@@ -27,6 +26,7 @@ import { accessLogWriter } from "../lib/access_log.ts";
 import { Coalescer } from "../lib/coalesce.ts";
 import { reloadedConfig } from "../lib/config_reload.ts";
 import { loadNodeId } from "../lib/node_id.ts";
+import { NodeSnapshots } from "../lib/node_snapshot.ts";
 import { serveNodeAdmin } from "../lib/admin/node_admin.ts";
 import { PolicyStore } from "../lib/store/mod.ts";
 import { PolicyReplicator } from "../gossip/pubsub.ts";
@@ -85,9 +85,11 @@ export class Agent {
   #seedJoin?: SeedJoin;
   #bound?: BoundAddresses;
   #stopped?: Promise<void>;
-  #snapshotVersion = 0;
-  /** Local services whose active health check fails (advertised and kept out of balancing). */
-  #unhealthyLocal = new Set<string>();
+  #snapshots = new NodeSnapshots({
+    config: () => this.#config,
+    catalog: () => this.#gossip?.catalog() ?? [],
+    resources: (kind) => this.#store?.resources(kind) ?? [],
+  });
   #refresh = new Coalescer(realClock, 20, () => this.refresh());
   #advertise = new Coalescer(realClock, 50, () => this.#setMetadata());
 
@@ -119,7 +121,7 @@ export class Agent {
         throw new UserError(`proxy.network: ${errorMessage(err)}`);
       }
       this.#proxy = new Proxy({
-        snapshot: this.#compile(),
+        snapshot: this.#snapshots.next(),
         logger: this.log.child("proxy"),
         metrics: this.metrics,
         accessLog: c.accessLog
@@ -199,8 +201,7 @@ export class Agent {
         metrics: this.metrics,
         logger: this.log.child("health"),
         onChange: (service, healthy) => {
-          if (healthy) this.#unhealthyLocal.delete(service);
-          else this.#unhealthyLocal.add(service);
+          this.#snapshots.noteHealth(service, healthy);
           this.#refresh.schedule();
           this.#advertise.schedule();
         },
@@ -247,7 +248,7 @@ export class Agent {
       p2pAddr: this.#replicator?.advertisedAddr(advertiseHost),
       storeDigest: this.#store.digest(),
       services: this.#config.services,
-      unhealthy: this.#unhealthyLocal,
+      unhealthy: this.#snapshots.unhealthyLocalServices,
     }));
   }
 
@@ -263,23 +264,9 @@ export class Agent {
     }
   }
 
-  #compile(): Snapshot {
-    return compileSnapshot({
-      nodeName: this.#config.name,
-      localServices: this.#config.services,
-      catalog: this.#gossip?.catalog() ?? [],
-      serviceEntries: this.#store?.resources("ServiceEntry") ?? [],
-      virtualServices: this.#store?.resources("VirtualService") ?? [],
-      destinationRules: this.#store?.resources("DestinationRule") ?? [],
-      upstreams: this.#config.upstreams,
-      tuning: this.#config.proxy,
-      unhealthyLocalServices: this.#unhealthyLocal,
-    }, ++this.#snapshotVersion);
-  }
-
   /** Recompiles the snapshot from current inputs and swaps it into the proxy. */
   refresh(): Snapshot {
-    const snap = this.#compile();
+    const snap = this.#snapshots.next();
     this.#proxy.update(snap);
     return snap;
   }
