@@ -27,6 +27,8 @@ import { Coalescer } from "../lib/coalesce.ts";
 import { reloadedConfig } from "../lib/config_reload.ts";
 import { loadNodeId } from "../lib/node_id.ts";
 import { NodeSnapshots } from "../lib/node_snapshot.ts";
+import { stopNode } from "../lib/node_stop.ts";
+import { StartedParts } from "../lib/start_rollback.ts";
 import { serveNodeAdmin } from "../lib/admin/node_admin.ts";
 import { PolicyStore } from "../lib/store/mod.ts";
 import { PolicyReplicator } from "../gossip/pubsub.ts";
@@ -106,14 +108,14 @@ export class Agent {
     const keys = gossipKeysOf(c);
     this.#keyring = keys.length > 0 ? await Keyring.create(keys) : undefined;
     this.#nodeId = await loadNodeId(c.dataDir);
-    const started: (() => Promise<void> | void)[] = [];
+    const started = new StartedParts(this.log);
     try {
       this.#store = await PolicyStore.open({
         nodeId: this.#nodeId,
         dataDir: c.dataDir,
         log: this.log.child("store"),
       });
-      started.push(() => this.#store.close());
+      started.add(() => this.#store.close());
       let network;
       try {
         network = selectNetwork(c.proxy.network);
@@ -129,7 +131,7 @@ export class Agent {
           : undefined,
         network,
       });
-      started.push(() => this.#proxy.stop(0));
+      started.add(() => this.#proxy.stop(0));
       let proxy: { outbound: HostPort; inbound: HostPort };
       try {
         proxy = await this.#proxy.start({
@@ -155,13 +157,13 @@ export class Agent {
             metrics: this.metrics,
           }),
       );
-      started.push(() => this.#replicator?.stop());
+      started.add(() => this.#replicator?.stop());
       const admin = await listening(
         "admin API, --admin-addr",
         c.adminAddr,
         () => this.#startAdmin(addr(c.adminAddr)),
       );
-      started.push(() => this.#admin?.shutdown());
+      started.add(() => this.#admin?.shutdown());
       const gossip = await listening(
         "gossip, --gossip-addr",
         c.gossipAddr,
@@ -182,7 +184,7 @@ export class Agent {
           }),
       );
       this.#gossip = gossip;
-      started.push(() => gossip.stop());
+      started.add(() => gossip.stop());
       this.#bound = { admin, ...proxy, gossip: gossip.localAddr() };
       this.#setMetadata();
       gossip.onChange((ev) => {
@@ -206,9 +208,9 @@ export class Agent {
           this.#advertise.schedule();
         },
       });
+      started.add(() => this.#health?.stop());
     } catch (err) {
-      this.#health?.stop();
-      for (const stop of started.reverse()) await stop();
+      await started.stopAll();
       throw err;
     }
     this.log.info("node started", {
@@ -318,20 +320,19 @@ export class Agent {
   }
 
   async #stop(): Promise<void> {
-    this.#seedJoin?.cancel();
-    this.#health?.stop();
-    this.#refresh.cancel();
-    this.#advertise.cancel();
-    if (this.#gossip) {
-      await this.#gossip.leave(2000).catch((err) =>
-        this.log.warn("leave did not complete", { reason: errorMessage(err) })
-      );
-      await this.#gossip.stop();
-    }
-    await this.#replicator?.stop();
-    await this.#proxy?.stop(this.#config.proxy.drainTimeoutMs);
-    await this.#store?.close();
-    await this.#admin?.shutdown();
+    await stopNode({
+      background: [
+        () => this.#seedJoin?.cancel(),
+        () => this.#health?.stop(),
+        () => this.#refresh.cancel(),
+        () => this.#advertise.cancel(),
+      ],
+      membership: this.#gossip,
+      replication: this.#replicator,
+      proxy: this.#proxy,
+      store: this.#store,
+      admin: this.#admin,
+    }, { drainTimeoutMs: this.#config.proxy.drainTimeoutMs, log: this.log });
     this.log.info("node stopped", { name: this.#config.name });
   }
 }
