@@ -46,7 +46,7 @@ import {
 import { type AccessLogEntry, HealthChecker, Proxy, selectNetwork } from "../proxy/mod.ts";
 import type { ParsedArgs } from "./args.ts";
 import { agentConfigFromArgs } from "./agent_flags.ts";
-import { handleAgentSignals } from "./signals.ts";
+import { runUntilStopSignal } from "./agent_run.ts";
 
 function addr(value: string): HostPort {
   const r = parseHostPort(value);
@@ -337,34 +337,7 @@ export class Agent {
   }
 }
 
-/**
- * Runs an agent until SIGINT/SIGTERM; SIGHUP reloads. Returns the exit code: 0 after a drain,
- * however many stop signals arrived during it (see signals.ts).
- */
-export async function runAgentUntilSignal(config: NodeConfig, args: ParsedArgs): Promise<number> {
-  const agent = new Agent(config, () => agentConfigFromArgs(args));
-  // Installed before the start, so a stop signal during the start stops the node once started.
-  const signals = handleAgentSignals({
-    log: agent.log,
-    onReload: () => {
-      agent.reload().catch((err) =>
-        agent.log.error("reload rejected; keeping the running config", {
-          reason: errorMessage(err),
-        })
-      );
-    },
-  });
-  try {
-    await agent.start();
-  } catch (err) {
-    if (err instanceof ListenError) {
-      console.error(`weft: ${err.message}`);
-      return 1;
-    }
-    throw err;
-  }
-  const signal = await signals.stopRequested;
-  agent.log.info("stopping", { signal });
-  await agent.stop();
-  return 0;
+/** Runs a node until SIGINT/SIGTERM (SIGHUP reloads from the same flags); the exit code. */
+export function runAgentUntilSignal(config: NodeConfig, args: ParsedArgs): Promise<number> {
+  return runUntilStopSignal(new Agent(config, () => agentConfigFromArgs(args)));
 }
