@@ -11,18 +11,14 @@ import {
   errorMessage,
   formatHostPort,
   type HostPort,
-  ListenError,
   listening,
   type Logger,
   type NodeConfig,
-  parseHostPort,
   realClock,
   Registry,
   type Snapshot,
-  UserError,
   VERSION,
 } from "../lib/mod.ts";
-import { accessLogWriter } from "../lib/access_log.ts";
 import { Coalescer } from "../lib/coalesce.ts";
 import { reloadedConfig } from "../lib/config_reload.ts";
 import { loadNodeId } from "../lib/node_id.ts";
@@ -43,16 +39,11 @@ import {
   type MemberView,
   type SeedJoin,
 } from "../gossip/mod.ts";
-import { type AccessLogEntry, HealthChecker, Proxy, selectNetwork } from "../proxy/mod.ts";
+import { HealthChecker, type Proxy } from "../proxy/mod.ts";
 import type { ParsedArgs } from "./args.ts";
-import { agentConfigFromArgs } from "./agent_flags.ts";
+import { addressFlag, agentConfigFromArgs } from "./agent_flags.ts";
+import { startNodeProxy } from "./node_proxy.ts";
 import { runUntilStopSignal } from "./agent_run.ts";
-
-function addr(value: string): HostPort {
-  const r = parseHostPort(value);
-  if (typeof r === "string") throw new UserError(r);
-  return r;
-}
 
 /** Addresses a running agent actually bound (ports may have been 0). */
 export interface BoundAddresses {
@@ -61,12 +52,6 @@ export interface BoundAddresses {
   inbound: HostPort;
   gossip: HostPort;
 }
-
-/** The flags that set the proxy's listeners, by the names the proxy gives them. */
-const listenerFlags: Record<string, string> = {
-  "outbound listener": "outbound listener, --outbound-addr",
-  "inbound listener": "inbound listener, --inbound-addr",
-};
 
 /** A running node. */
 export class Agent {
@@ -116,35 +101,13 @@ export class Agent {
         log: this.log.child("store"),
       });
       started.add(() => this.#store.close());
-      let network;
-      try {
-        network = selectNetwork(c.proxy.network);
-      } catch (err) {
-        throw new UserError(`proxy.network: ${errorMessage(err)}`);
-      }
-      this.#proxy = new Proxy({
+      const { proxy, ...listeners } = await startNodeProxy(c, {
         snapshot: this.#snapshots.next(),
-        logger: this.log.child("proxy"),
+        log: this.log.child("proxy"),
         metrics: this.metrics,
-        accessLog: c.accessLog
-          ? accessLogWriter<AccessLogEntry>({ metrics: this.metrics })
-          : undefined,
-        network,
       });
-      started.add(() => this.#proxy.stop(0));
-      let proxy: { outbound: HostPort; inbound: HostPort };
-      try {
-        proxy = await this.#proxy.start({
-          outbound: addr(c.outboundAddr),
-          inbound: addr(c.inboundAddr),
-        });
-      } catch (err) {
-        // Name the flag too: the proxy knows its listeners only as outbound and inbound.
-        if (err instanceof ListenError && err.what in listenerFlags) {
-          throw new ListenError(listenerFlags[err.what], err.address, err.reason);
-        }
-        throw err;
-      }
+      this.#proxy = proxy;
+      started.add(() => proxy.stop(0));
       this.#replicator = await listening(
         "policy replication, --p2p-addr",
         c.p2pAddr,
@@ -161,7 +124,7 @@ export class Agent {
       const admin = await listening(
         "admin API, --admin-addr",
         c.adminAddr,
-        () => this.#startAdmin(addr(c.adminAddr)),
+        () => this.#startAdmin(addressFlag(c.adminAddr)),
       );
       started.add(() => this.#admin?.shutdown());
       const gossip = await listening(
@@ -172,10 +135,10 @@ export class Agent {
             config: gossipConfigFor(c.gossip),
             name: c.name,
             nodeId: this.#nodeId,
-            bindAddr: addr(c.gossipAddr),
+            bindAddr: addressFlag(c.gossipAddr),
             // Port 0 (the flag's port, when it is 0) stands for the port the transport binds.
             advertise: c.advertiseAddr
-              ? { hostname: c.advertiseAddr, port: addr(c.gossipAddr).port }
+              ? { hostname: c.advertiseAddr, port: addressFlag(c.gossipAddr).port }
               : undefined,
             metadata: { inboundAddr: "", adminAddr: "", services: [] },
             keyring: this.#keyring,
@@ -185,7 +148,7 @@ export class Agent {
       );
       this.#gossip = gossip;
       started.add(() => gossip.stop());
-      this.#bound = { admin, ...proxy, gossip: gossip.localAddr() };
+      this.#bound = { admin, ...listeners, gossip: gossip.localAddr() };
       this.#setMetadata();
       gossip.onChange((ev) => {
         this.#refresh.schedule();
