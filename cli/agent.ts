@@ -8,7 +8,6 @@
  */
 import {
   createLogger,
-  errorMessage,
   formatHostPort,
   type HostPort,
   listening,
@@ -27,6 +26,7 @@ import { stopNode } from "../lib/node_stop.ts";
 import { StartedParts } from "../lib/start_rollback.ts";
 import { serveNodeAdmin } from "../lib/admin/node_admin.ts";
 import { PolicyStore } from "../lib/store/mod.ts";
+import { PolicyPeers } from "../gossip/policy_peers.ts";
 import { PolicyReplicator } from "../gossip/pubsub.ts";
 import {
   advertisedMetadata,
@@ -36,7 +36,6 @@ import {
   joinSeedsWithRetry,
   Keyring,
   memberJson,
-  type MemberView,
   type SeedJoin,
 } from "../gossip/mod.ts";
 import { HealthChecker, type Proxy } from "../proxy/mod.ts";
@@ -150,11 +149,10 @@ export class Agent {
       started.add(() => gossip.stop());
       this.#bound = { admin, ...listeners, gossip: gossip.localAddr() };
       this.#setMetadata();
+      const policyPeers = new PolicyPeers(this.#replicator, this.#nodeId, this.log);
       gossip.onChange((ev) => {
         this.#refresh.schedule();
-        if (ev.kind === "join" || ev.kind === "update" || ev.kind === "alive") {
-          this.#connectPolicyPeer(ev.member);
-        }
+        policyPeers.memberChanged(ev);
       });
       this.#store.onChange(() => {
         this.#refresh.schedule();
@@ -215,18 +213,6 @@ export class Agent {
       services: this.#config.services,
       unhealthy: this.#snapshots.unhealthyLocalServices,
     }));
-  }
-
-  /** Dials a member's libp2p address and tells the replicator its store digest. */
-  #connectPolicyPeer(member: MemberView): void {
-    const p2p = member.metadata.p2pAddr;
-    if (!p2p || !this.#replicator || member.id === this.#nodeId) return;
-    this.#replicator.dial(p2p).catch((err) =>
-      this.log.debug("policy peer dial failed", { peer: member.name, reason: errorMessage(err) })
-    );
-    if (member.metadata.storeDigest) {
-      this.#replicator.noteMemberDigest(p2p, member.metadata.storeDigest);
-    }
   }
 
   /** Recompiles the snapshot from current inputs and swaps it into the proxy. */
