@@ -26,11 +26,11 @@ import { stopNode } from "../lib/node_stop.ts";
 import { StartedParts } from "../lib/start_rollback.ts";
 import { serveNodeAdmin } from "../lib/admin/node_admin.ts";
 import { PolicyStore } from "../lib/store/mod.ts";
+import { gossipNodeOptionsFor } from "../gossip/node_options.ts";
 import { PolicyPeers } from "../gossip/policy_peers.ts";
 import { PolicyReplicator } from "../gossip/pubsub.ts";
 import {
   advertisedMetadata,
-  gossipConfigFor,
   gossipKeysOf,
   GossipNode,
   joinSeedsWithRetry,
@@ -41,7 +41,7 @@ import {
 import { HealthChecker, type Proxy } from "../proxy/mod.ts";
 import type { ParsedArgs } from "./args.ts";
 import { addressFlag, agentConfigFromArgs } from "./agent_flags.ts";
-import { startNodeProxy } from "./node_proxy.ts";
+import { proxyLogFields, startNodeProxy } from "./node_proxy.ts";
 import { runUntilStopSignal } from "./agent_run.ts";
 
 /** Addresses a running agent actually bound (ports may have been 0). */
@@ -130,20 +130,13 @@ export class Agent {
         "gossip, --gossip-addr",
         c.gossipAddr,
         () =>
-          GossipNode.create({
-            config: gossipConfigFor(c.gossip),
-            name: c.name,
+          GossipNode.create(gossipNodeOptionsFor(c, {
             nodeId: this.#nodeId,
             bindAddr: addressFlag(c.gossipAddr),
-            // Port 0 (the flag's port, when it is 0) stands for the port the transport binds.
-            advertise: c.advertiseAddr
-              ? { hostname: c.advertiseAddr, port: addressFlag(c.gossipAddr).port }
-              : undefined,
-            metadata: { inboundAddr: "", adminAddr: "", services: [] },
             keyring: this.#keyring,
             logger: this.log.child("gossip"),
             metrics: this.metrics,
-          }),
+          })),
       );
       this.#gossip = gossip;
       started.add(() => gossip.stop());
@@ -154,10 +147,7 @@ export class Agent {
         this.#refresh.schedule();
         policyPeers.memberChanged(ev);
       });
-      this.#store.onChange(() => {
-        this.#refresh.schedule();
-        this.#advertise.schedule();
-      });
+      this.#store.onChange(() => this.#localStateChanged());
       gossip.start();
       // After the proxy and gossip: a verdict change re-advertises and recompiles at once.
       this.#health = new HealthChecker(c.services, {
@@ -165,8 +155,7 @@ export class Agent {
         logger: this.log.child("health"),
         onChange: (service, healthy) => {
           this.#snapshots.noteHealth(service, healthy);
-          this.#refresh.schedule();
-          this.#advertise.schedule();
+          this.#localStateChanged();
         },
       });
       started.add(() => this.#health?.stop());
@@ -180,13 +169,9 @@ export class Agent {
       admin: formatHostPort(this.#bound.admin),
       outbound: formatHostPort(this.#bound.outbound),
       inbound: formatHostPort(this.#bound.inbound),
-      network: this.#proxy.networkName,
       gossip: formatHostPort(this.#gossip.advertiseAddr()),
       services: c.services.map((s) => s.name),
-      tcpUpstreams: this.#proxy.tcpAddresses().map((a) => ({
-        service: a.service,
-        address: formatHostPort(a),
-      })),
+      ...proxyLogFields(this.#proxy),
     });
     if (c.join.length > 0) {
       const gossip = this.#gossip;
@@ -198,6 +183,12 @@ export class Agent {
       });
     }
     return this.#bound;
+  }
+
+  /** The store or a local health verdict changed: recompile, and re-advertise the digest. */
+  #localStateChanged(): void {
+    this.#refresh.schedule();
+    this.#advertise.schedule();
   }
 
   /** Advertises this node's addresses, store digest and services to the cluster. */
@@ -264,8 +255,7 @@ export class Agent {
    * Idempotent: a second call waits for the same drain instead of starting another.
    */
   stop(): Promise<void> {
-    this.#stopped ??= this.#stop();
-    return this.#stopped;
+    return this.#stopped ??= this.#stop();
   }
 
   async #stop(): Promise<void> {

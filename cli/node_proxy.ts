@@ -7,6 +7,7 @@
  */
 import {
   errorMessage,
+  formatHostPort,
   type HostPort,
   ListenError,
   type Logger,
@@ -69,4 +70,15 @@ export async function startNodeProxy(c: NodeConfig, parts: NodeProxyParts): Prom
     }
     throw err;
   }
+}
+
+/** What the "node started" log line says of the proxy: its socket backend and TCP ports. */
+export function proxyLogFields(proxy: Proxy): Record<string, unknown> {
+  return {
+    network: proxy.networkName,
+    tcpUpstreams: proxy.tcpAddresses().map((a) => ({
+      service: a.service,
+      address: formatHostPort(a),
+    })),
+  };
 }
