@@ -7,52 +7,42 @@
  * wires lives with its concern (see docs/architecture.md).
  */
 import {
-  compileSnapshot,
   createLogger,
-  errorMessage,
   formatHostPort,
   type HostPort,
-  ListenError,
   listening,
   type Logger,
   type NodeConfig,
-  parseHostPort,
   realClock,
   Registry,
   type Snapshot,
-  UserError,
   VERSION,
 } from "../lib/mod.ts";
-import { accessLogWriter } from "../lib/access_log.ts";
 import { Coalescer } from "../lib/coalesce.ts";
 import { reloadedConfig } from "../lib/config_reload.ts";
 import { loadNodeId } from "../lib/node_id.ts";
-import { createAdminApp, serveAdmin } from "../lib/admin/app.ts";
-import { resourceRoutes } from "../lib/admin/resources.ts";
-import { memberDigests, routesView, servicesView, statusView } from "../lib/admin/views.ts";
+import { NodeSnapshots } from "../lib/node_snapshot.ts";
+import { stopNode } from "../lib/node_stop.ts";
+import { StartedParts } from "../lib/start_rollback.ts";
+import { serveNodeAdmin } from "../lib/admin/node_admin.ts";
 import { PolicyStore } from "../lib/store/mod.ts";
+import { gossipNodeOptionsFor } from "../gossip/node_options.ts";
+import { PolicyPeers } from "../gossip/policy_peers.ts";
 import { PolicyReplicator } from "../gossip/pubsub.ts";
 import {
   advertisedMetadata,
-  gossipConfigFor,
   gossipKeysOf,
   GossipNode,
   joinSeedsWithRetry,
   Keyring,
   memberJson,
-  type MemberView,
   type SeedJoin,
 } from "../gossip/mod.ts";
-import { type AccessLogEntry, HealthChecker, Proxy, selectNetwork } from "../proxy/mod.ts";
+import { HealthChecker, type Proxy } from "../proxy/mod.ts";
 import type { ParsedArgs } from "./args.ts";
-import { agentConfigFromArgs } from "./agent_flags.ts";
-import { handleAgentSignals } from "./signals.ts";
-
-function addr(value: string): HostPort {
-  const r = parseHostPort(value);
-  if (typeof r === "string") throw new UserError(r);
-  return r;
-}
+import { addressFlag, agentConfigFromArgs } from "./agent_flags.ts";
+import { proxyLogFields, startNodeProxy } from "./node_proxy.ts";
+import { runUntilStopSignal } from "./agent_run.ts";
 
 /** Addresses a running agent actually bound (ports may have been 0). */
 export interface BoundAddresses {
@@ -61,12 +51,6 @@ export interface BoundAddresses {
   inbound: HostPort;
   gossip: HostPort;
 }
-
-/** The flags that set the proxy's listeners, by the names the proxy gives them. */
-const listenerFlags: Record<string, string> = {
-  "outbound listener": "outbound listener, --outbound-addr",
-  "inbound listener": "inbound listener, --inbound-addr",
-};
 
 /** A running node. */
 export class Agent {
@@ -87,9 +71,11 @@ export class Agent {
   #seedJoin?: SeedJoin;
   #bound?: BoundAddresses;
   #stopped?: Promise<void>;
-  #snapshotVersion = 0;
-  /** Local services whose active health check fails (advertised and kept out of balancing). */
-  #unhealthyLocal = new Set<string>();
+  #snapshots = new NodeSnapshots({
+    config: () => this.#config,
+    catalog: () => this.#gossip?.catalog() ?? [],
+    resources: (kind) => this.#store?.resources(kind) ?? [],
+  });
   #refresh = new Coalescer(realClock, 20, () => this.refresh());
   #advertise = new Coalescer(realClock, 50, () => this.#setMetadata());
 
@@ -106,43 +92,21 @@ export class Agent {
     const keys = gossipKeysOf(c);
     this.#keyring = keys.length > 0 ? await Keyring.create(keys) : undefined;
     this.#nodeId = await loadNodeId(c.dataDir);
-    const started: (() => Promise<void> | void)[] = [];
+    const started = new StartedParts(this.log);
     try {
       this.#store = await PolicyStore.open({
         nodeId: this.#nodeId,
         dataDir: c.dataDir,
         log: this.log.child("store"),
       });
-      started.push(() => this.#store.close());
-      let network;
-      try {
-        network = selectNetwork(c.proxy.network);
-      } catch (err) {
-        throw new UserError(`proxy.network: ${errorMessage(err)}`);
-      }
-      this.#proxy = new Proxy({
-        snapshot: this.#compile(),
-        logger: this.log.child("proxy"),
+      started.add(() => this.#store.close());
+      const { proxy, ...listeners } = await startNodeProxy(c, {
+        snapshot: this.#snapshots.next(),
+        log: this.log.child("proxy"),
         metrics: this.metrics,
-        accessLog: c.accessLog
-          ? accessLogWriter<AccessLogEntry>({ metrics: this.metrics })
-          : undefined,
-        network,
       });
-      started.push(() => this.#proxy.stop(0));
-      let proxy: { outbound: HostPort; inbound: HostPort };
-      try {
-        proxy = await this.#proxy.start({
-          outbound: addr(c.outboundAddr),
-          inbound: addr(c.inboundAddr),
-        });
-      } catch (err) {
-        // Name the flag too: the proxy knows its listeners only as outbound and inbound.
-        if (err instanceof ListenError && err.what in listenerFlags) {
-          throw new ListenError(listenerFlags[err.what], err.address, err.reason);
-        }
-        throw err;
-      }
+      this.#proxy = proxy;
+      started.add(() => proxy.stop(0));
       this.#replicator = await listening(
         "policy replication, --p2p-addr",
         c.p2pAddr,
@@ -155,61 +119,48 @@ export class Agent {
             metrics: this.metrics,
           }),
       );
-      started.push(() => this.#replicator?.stop());
+      started.add(() => this.#replicator?.stop());
       const admin = await listening(
         "admin API, --admin-addr",
         c.adminAddr,
-        () => this.#startAdmin(addr(c.adminAddr)),
+        () => this.#startAdmin(addressFlag(c.adminAddr)),
       );
-      started.push(() => this.#admin?.shutdown());
+      started.add(() => this.#admin?.shutdown());
       const gossip = await listening(
         "gossip, --gossip-addr",
         c.gossipAddr,
         () =>
-          GossipNode.create({
-            config: gossipConfigFor(c.gossip),
-            name: c.name,
+          GossipNode.create(gossipNodeOptionsFor(c, {
             nodeId: this.#nodeId,
-            bindAddr: addr(c.gossipAddr),
-            // Port 0 (the flag's port, when it is 0) stands for the port the transport binds.
-            advertise: c.advertiseAddr
-              ? { hostname: c.advertiseAddr, port: addr(c.gossipAddr).port }
-              : undefined,
-            metadata: { inboundAddr: "", adminAddr: "", services: [] },
+            bindAddr: addressFlag(c.gossipAddr),
             keyring: this.#keyring,
             logger: this.log.child("gossip"),
             metrics: this.metrics,
-          }),
+          })),
       );
       this.#gossip = gossip;
-      started.push(() => gossip.stop());
-      this.#bound = { admin, ...proxy, gossip: gossip.localAddr() };
+      started.add(() => gossip.stop());
+      this.#bound = { admin, ...listeners, gossip: gossip.localAddr() };
       this.#setMetadata();
+      const policyPeers = new PolicyPeers(this.#replicator, this.#nodeId, this.log);
       gossip.onChange((ev) => {
         this.#refresh.schedule();
-        if (ev.kind === "join" || ev.kind === "update" || ev.kind === "alive") {
-          this.#connectPolicyPeer(ev.member);
-        }
+        policyPeers.memberChanged(ev);
       });
-      this.#store.onChange(() => {
-        this.#refresh.schedule();
-        this.#advertise.schedule();
-      });
+      this.#store.onChange(() => this.#localStateChanged());
       gossip.start();
       // After the proxy and gossip: a verdict change re-advertises and recompiles at once.
       this.#health = new HealthChecker(c.services, {
         metrics: this.metrics,
         logger: this.log.child("health"),
         onChange: (service, healthy) => {
-          if (healthy) this.#unhealthyLocal.delete(service);
-          else this.#unhealthyLocal.add(service);
-          this.#refresh.schedule();
-          this.#advertise.schedule();
+          this.#snapshots.noteHealth(service, healthy);
+          this.#localStateChanged();
         },
       });
+      started.add(() => this.#health?.stop());
     } catch (err) {
-      this.#health?.stop();
-      for (const stop of started.reverse()) await stop();
+      await started.stopAll();
       throw err;
     }
     this.log.info("node started", {
@@ -218,13 +169,9 @@ export class Agent {
       admin: formatHostPort(this.#bound.admin),
       outbound: formatHostPort(this.#bound.outbound),
       inbound: formatHostPort(this.#bound.inbound),
-      network: this.#proxy.networkName,
       gossip: formatHostPort(this.#gossip.advertiseAddr()),
       services: c.services.map((s) => s.name),
-      tcpUpstreams: this.#proxy.tcpAddresses().map((a) => ({
-        service: a.service,
-        address: formatHostPort(a),
-      })),
+      ...proxyLogFields(this.#proxy),
     });
     if (c.join.length > 0) {
       const gossip = this.#gossip;
@@ -238,6 +185,12 @@ export class Agent {
     return this.#bound;
   }
 
+  /** The store or a local health verdict changed: recompile, and re-advertise the digest. */
+  #localStateChanged(): void {
+    this.#refresh.schedule();
+    this.#advertise.schedule();
+  }
+
   /** Advertises this node's addresses, store digest and services to the cluster. */
   #setMetadata(): void {
     if (!this.#gossip || !this.#bound) return;
@@ -249,39 +202,13 @@ export class Agent {
       p2pAddr: this.#replicator?.advertisedAddr(advertiseHost),
       storeDigest: this.#store.digest(),
       services: this.#config.services,
-      unhealthy: this.#unhealthyLocal,
+      unhealthy: this.#snapshots.unhealthyLocalServices,
     }));
-  }
-
-  /** Dials a member's libp2p address and tells the replicator its store digest. */
-  #connectPolicyPeer(member: MemberView): void {
-    const p2p = member.metadata.p2pAddr;
-    if (!p2p || !this.#replicator || member.id === this.#nodeId) return;
-    this.#replicator.dial(p2p).catch((err) =>
-      this.log.debug("policy peer dial failed", { peer: member.name, reason: errorMessage(err) })
-    );
-    if (member.metadata.storeDigest) {
-      this.#replicator.noteMemberDigest(p2p, member.metadata.storeDigest);
-    }
-  }
-
-  #compile(): Snapshot {
-    return compileSnapshot({
-      nodeName: this.#config.name,
-      localServices: this.#config.services,
-      catalog: this.#gossip?.catalog() ?? [],
-      serviceEntries: this.#store?.resources("ServiceEntry") ?? [],
-      virtualServices: this.#store?.resources("VirtualService") ?? [],
-      destinationRules: this.#store?.resources("DestinationRule") ?? [],
-      upstreams: this.#config.upstreams,
-      tuning: this.#config.proxy,
-      unhealthyLocalServices: this.#unhealthyLocal,
-    }, ++this.#snapshotVersion);
   }
 
   /** Recompiles the snapshot from current inputs and swaps it into the proxy. */
   refresh(): Snapshot {
-    const snap = this.#compile();
+    const snap = this.#snapshots.next();
     this.#proxy.update(snap);
     return snap;
   }
@@ -306,34 +233,18 @@ export class Agent {
   }
 
   async #startAdmin(at: HostPort): Promise<HostPort> {
-    const members = () => this.#gossip?.members() ?? [];
-    const node = () => ({ name: this.#config.name, id: this.#nodeId, version: VERSION });
-    const app = createAdminApp({
-      node: () => ({ ...node(), startedAt: this.startedAt }),
-      members: () => members().map(memberJson),
-      services: () => servicesView(this.#proxy.current()),
-      routes: () => routesView(this.#proxy.current()),
-      status: () =>
-        statusView({
-          node: node(),
-          snapshotVersion: this.#proxy.current().version,
-          proxyNetwork: this.#proxy.networkName,
-          members: members(),
-          store: this.#store.stats(),
-        }),
+    const { server, addr } = await serveNodeAdmin({
+      identity: () => ({ name: this.#config.name, id: this.#nodeId }),
+      version: VERSION,
+      startedAt: this.startedAt,
+      members: () => this.#gossip?.members() ?? [],
+      memberInfo: memberJson,
+      snapshot: () => this.#proxy.current(),
+      proxyNetwork: () => this.#proxy.networkName,
+      store: this.#store,
       reload: () => this.reload(),
       metrics: () => this.metrics.render(),
-      mount: (app) =>
-        app.route(
-          "/",
-          resourceRoutes({
-            store: this.#store,
-            nodeName: this.#config.name,
-            memberDigests: () => memberDigests(this.#nodeId, members()),
-          }),
-        ),
-    });
-    const { server, addr } = await serveAdmin(app, at);
+    }, at);
     this.#admin = server;
     return addr;
   }
@@ -344,57 +255,28 @@ export class Agent {
    * Idempotent: a second call waits for the same drain instead of starting another.
    */
   stop(): Promise<void> {
-    this.#stopped ??= this.#stop();
-    return this.#stopped;
+    return this.#stopped ??= this.#stop();
   }
 
   async #stop(): Promise<void> {
-    this.#seedJoin?.cancel();
-    this.#health?.stop();
-    this.#refresh.cancel();
-    this.#advertise.cancel();
-    if (this.#gossip) {
-      await this.#gossip.leave(2000).catch((err) =>
-        this.log.warn("leave did not complete", { reason: errorMessage(err) })
-      );
-      await this.#gossip.stop();
-    }
-    await this.#replicator?.stop();
-    await this.#proxy?.stop(this.#config.proxy.drainTimeoutMs);
-    await this.#store?.close();
-    await this.#admin?.shutdown();
+    await stopNode({
+      background: [
+        () => this.#seedJoin?.cancel(),
+        () => this.#health?.stop(),
+        () => this.#refresh.cancel(),
+        () => this.#advertise.cancel(),
+      ],
+      membership: this.#gossip,
+      replication: this.#replicator,
+      proxy: this.#proxy,
+      store: this.#store,
+      admin: this.#admin,
+    }, { drainTimeoutMs: this.#config.proxy.drainTimeoutMs, log: this.log });
     this.log.info("node stopped", { name: this.#config.name });
   }
 }
 
-/**
- * Runs an agent until SIGINT/SIGTERM; SIGHUP reloads. Returns the exit code: 0 after a drain,
- * however many stop signals arrived during it (see signals.ts).
- */
-export async function runAgentUntilSignal(config: NodeConfig, args: ParsedArgs): Promise<number> {
-  const agent = new Agent(config, () => agentConfigFromArgs(args));
-  // Installed before the start, so a stop signal during the start stops the node once started.
-  const signals = handleAgentSignals({
-    log: agent.log,
-    onReload: () => {
-      agent.reload().catch((err) =>
-        agent.log.error("reload rejected; keeping the running config", {
-          reason: errorMessage(err),
-        })
-      );
-    },
-  });
-  try {
-    await agent.start();
-  } catch (err) {
-    if (err instanceof ListenError) {
-      console.error(`weft: ${err.message}`);
-      return 1;
-    }
-    throw err;
-  }
-  const signal = await signals.stopRequested;
-  agent.log.info("stopping", { signal });
-  await agent.stop();
-  return 0;
+/** Runs a node until SIGINT/SIGTERM (SIGHUP reloads from the same flags); the exit code. */
+export function runAgentUntilSignal(config: NodeConfig, args: ParsedArgs): Promise<number> {
+  return runUntilStopSignal(new Agent(config, () => agentConfigFromArgs(args)));
 }

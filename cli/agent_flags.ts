@@ -5,8 +5,10 @@
  */
 import { parseYaml } from "../lib/yaml.ts";
 import {
+  type HostPort,
   type LocalService,
   type NodeConfig,
+  parseHostPort,
   parseNodeConfig,
   parseServiceSpec,
   parseUpstreamSpec,
@@ -226,4 +228,11 @@ export function agentConfigFromArgs(args: ParsedArgs): NodeConfig {
     }
     throw err;
   }
+}
+
+/** A `HOST:PORT` flag or config value; a malformed one is the user's to fix. */
+export function addressFlag(value: string): HostPort {
+  const r = parseHostPort(value);
+  if (typeof r === "string") throw new UserError(r);
+  return r;
 }
