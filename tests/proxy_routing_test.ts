@@ -4,7 +4,7 @@
  * robin, keep-alive reuse, inbound delivery by `x-weft-destination`, header handling and the
  * local replies with their response flags.
  */
-import { Registry, silentLogger, type Snapshot } from "../lib/mod.ts";
+import { type Clock, FakeClock, Registry, silentLogger, type Snapshot } from "../lib/mod.ts";
 import { type AccessLogEntry, Proxy } from "../proxy/mod.ts";
 import {
   buildSnapshot,
@@ -14,6 +14,8 @@ import {
   startUpstream,
   TestClient,
 } from "./support/proxy.ts";
+import { eventually } from "./support/assert.ts";
+import { settledFlag, within } from "./support/time_guard.ts";
 
 function assertEquals<T>(actual: T, expected: T, what = ""): void {
   const a = JSON.stringify(actual), e = JSON.stringify(expected);
@@ -26,13 +28,15 @@ function assert(cond: unknown, what: string): asserts cond {
 
 const loopback = { hostname: "127.0.0.1", port: 0 };
 
-async function startProxy(snapshot: Snapshot, log?: AccessLogEntry[]) {
+/** Starts a proxy on ephemeral ports; with `clock`, its timers (route timeout...) run on it. */
+async function startProxy(snapshot: Snapshot, log?: AccessLogEntry[], clock?: Clock) {
   const metrics = new Registry();
   const proxy = new Proxy({
     snapshot,
     logger: silentLogger,
     metrics,
     accessLog: log ? (e) => log.push(e) : undefined,
+    clock,
   });
   const addrs = await proxy.start({ outbound: loopback, inbound: loopback });
   return { proxy, metrics, ...addrs };
@@ -257,6 +261,7 @@ Deno.test("route timeout answers 504 UT; upstream reset answers 502 UC/UR", asyn
   // Upstream that accepts, reads, and either never answers or closes the socket.
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const held: Deno.Conn[] = [];
+  const heads: string[] = [];
   const accepting = (async () => {
     for (;;) {
       let conn: Deno.Conn;
@@ -269,23 +274,40 @@ Deno.test("route timeout answers 504 UT; upstream reset answers 502 UC/UR", asyn
       const buf = new Uint8Array(4096);
       const n = await conn.read(buf).catch(() => null);
       const head = n ? new TextDecoder().decode(buf.subarray(0, n)) : "";
+      heads.push(head);
       if (head.startsWith("GET /reset")) conn.close();
     }
   })();
   const addr = { hostname: "127.0.0.1", port: listener.addr.port };
-  const p = await startProxy(buildSnapshot({
-    outbound: { slow: { endpoints: [endpoint(addr)], timeoutMs: 200 } },
-  }));
+  // The route timeout runs on the proxy's clock, which moves only when the test moves it: the
+  // 504 must come at exactly 200 ms of fake time after the request, not before.
+  const clock = new FakeClock();
+  const p = await startProxy(
+    buildSnapshot({ outbound: { slow: { endpoints: [endpoint(addr)], timeoutMs: 200 } } }),
+    undefined,
+    clock,
+  );
+  const hanging = await TestClient.connect(p.outbound);
   try {
-    const t0 = performance.now();
-    const ut = await oneRequest(p.outbound, "GET /hang HTTP/1.1\nHost: slow");
+    const response = hanging.request("GET /hang HTTP/1.1\nHost: slow");
+    const answered = settledFlag(response);
+    await eventually("the request reaches the upstream", () => heads[0]?.startsWith("GET /hang"));
+    clock.advance(199);
+    // A 504 due at 199 would have been written during advance(); a local reply on another
+    // connection is a full round trip through the same event loop, so it would arrive first.
+    const probe = await oneRequest(p.outbound, "GET / HTTP/1.1\nHost: nowhere");
+    assertEquals(probe.status, 404, "probe answered by the proxy itself");
+    assert(!answered(), "answered before the route timeout");
+    clock.advance(1);
+    const ut = await within(response, 5000, "the 504 at the route timeout");
     assertEquals([ut.status, ut.headers.get("x-weft-flag")], [504, "UT"]);
-    assert(performance.now() - t0 < 3000, "timeout fired promptly");
     const uc = await oneRequest(p.outbound, "GET /reset HTTP/1.1\nHost: slow");
     assertEquals(uc.status, 502);
     assert(["UC", "UR"].includes(uc.headers.get("x-weft-flag") ?? ""), "UC or UR flag");
   } finally {
-    await p.proxy.stop();
+    // The upstream goes first: when the test failed, a request may still wait on it, and the
+    // fake clock will not move to time it out, so the proxy's stop would wait for it forever.
+    hanging.close();
     listener.close();
     await accepting;
     for (const c of held) {
@@ -295,6 +317,7 @@ Deno.test("route timeout answers 504 UT; upstream reset answers 502 UC/UR", asyn
         // Closed by the reset case.
       }
     }
+    await p.proxy.stop();
   }
 });
 

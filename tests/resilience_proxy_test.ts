@@ -6,9 +6,12 @@
  * connections.
  */
 import { assert, assertEquals, eventually } from "./support/assert.ts";
+import { within } from "./support/time_guard.ts";
 import {
   type CircuitBreakerConfig,
+  type Clock,
   type ClusterConfig,
+  FakeClock,
   type OutlierDetectionConfig,
   Registry,
   silentLogger,
@@ -50,27 +53,15 @@ function snapshotWith(
   return snap;
 }
 
-async function startProxy(snapshot: Snapshot) {
+/** Starts a proxy on ephemeral ports; with `clock`, ejection times run on it. */
+async function startProxy(snapshot: Snapshot, clock?: Clock) {
   const metrics = new Registry();
-  const proxy = new Proxy({ snapshot, logger: silentLogger, metrics });
+  const proxy = new Proxy({ snapshot, logger: silentLogger, metrics, clock });
   const addrs = await proxy.start({ outbound: loopback, inbound: loopback });
   return { proxy, metrics, ...addrs };
 }
 
 const request = "GET / HTTP/1.1\nHost: svc";
-
-/** `promise`, or a failure naming `what` after `ms` (so a broken limit fails, not hangs). */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out waiting for: ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 Deno.test("a failing endpoint is ejected after consecutive 5xx and returns after the ejection time", async () => {
   const good = [await startUpstream(), await startUpstream()];
@@ -87,8 +78,12 @@ Deno.test("a failing endpoint is ejected after consecutive 5xx and returns after
     maxEjectionPercent: 50,
     minHealthPercent: 0,
   };
+  // Ejection times run on the proxy's clock: the endpoint stays out for exactly
+  // baseEjectionTimeMs of fake time after its third 503, however long the requests take.
+  const clock = new FakeClock();
   const p = await startProxy(
     snapshotWith([...good, bad].map((u) => u.addr), { outlierDetection }),
+    clock,
   );
   const client = await TestClient.connect(p.outbound);
   try {
@@ -106,19 +101,23 @@ Deno.test("a failing endpoint is ejected after consecutive 5xx and returns after
       /weft_outlier_ejected_endpoints\{[^}]*\} 1/.test(p.metrics.render()),
       "the ejection is visible in metrics",
     );
-    const ejectedAt = performance.now();
     const seenByBad = bad.requests.length;
     for (let i = 0; i < 10; i++) {
       const r = await client.request(request);
       assertEquals(r.status, 200, "ejected: only the healthy endpoints answer");
     }
-    // Ejections are lifted lazily on a pick, so keep sending until the endpoint is back.
-    await eventually("the ejected endpoint receives traffic again", async () => {
-      await client.request(request);
-      return bad.requests.length > seenByBad;
-    }, 5_000);
-    const elapsed = performance.now() - ejectedAt;
-    assert(elapsed >= 150, `returned after ${elapsed.toFixed(0)} ms, before the ejection ended`);
+    // 1 ms before the ejection ends (it began at fake time 0): still out.
+    clock.advance(199);
+    for (let i = 0; i < 3; i++) {
+      const r = await client.request(request);
+      assertEquals(r.status, 200, "still ejected 1 ms before the ejection time");
+    }
+    assertEquals(bad.requests.length, seenByBad, "no traffic to the ejected endpoint");
+    // At the ejection time it is back: ejections are lifted on the next pick, and round robin
+    // over three endpoints reaches each within three picks.
+    clock.advance(1);
+    for (let i = 0; i < 3; i++) await client.request(request);
+    assertEquals(bad.requests.length, seenByBad + 1, "the ejected endpoint receives traffic again");
     const counts = good.map((u) => u.requests.length);
     assert(counts.every((n) => n >= 8), `healthy endpoints shared the load: ${counts}`);
   } finally {
