@@ -14,7 +14,8 @@
  */
 import type { ClusterConfig, EndpointConfig } from "../lib/mod.ts";
 import type { Exchange } from "./exchange.ts";
-import { copyLines, type Head, keepRequestLine, parseHead } from "./head.ts";
+import { type Head, parseHead } from "./head.ts";
+import { copyLines, type HeadWriter, keepRequestLine } from "./head_writer.ts";
 import { Framing, PipeError, ProtocolError, pumpChunked, pumpLength, writeAll } from "./http1.ts";
 import { closeQuietly } from "./listener.ts";
 import { replies } from "./local_reply.ts";
@@ -28,7 +29,6 @@ import {
   timedOutTry,
   UpstreamFailure,
 } from "./upstream_failure.ts";
-import type { HeadWriter } from "./head.ts";
 
 /** Upstream stale-connection retries for requests without a body (idle close races). */
 export const maxStaleRetries = 2;

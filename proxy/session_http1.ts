@@ -28,7 +28,8 @@ import {
   writeAll,
 } from "./http1.ts";
 import { Exchange, headBuffers, type ProxyContext } from "./exchange.ts";
-import { copyLines, type Head, type HeadWriter, keepResponseLine, parseHead } from "./head.ts";
+import { type Head, parseHead } from "./head.ts";
+import { copyLines, type HeadWriter, keepResponseLine } from "./head_writer.ts";
 import { closeQuietly, type TrackedConnection } from "./listener.ts";
 import { finishConcrete } from "./concrete.ts";
 import { forward } from "./logical.ts";

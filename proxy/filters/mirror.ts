@@ -10,7 +10,8 @@
  * mirrored (the proxy streams larger bodies to the primary upstream without buffering them);
  * the rest are skipped and counted as such.
  */
-import { type Head, headerName, headerValue, keepRequestLine, Kind } from "../head.ts";
+import { type Head, headerName, headerValue, Kind } from "../head.ts";
+import { keepRequestLine } from "../head_writer.ts";
 import { percentHit } from "./fault.ts";
 import { dropsLine, type HeaderPlan } from "./headers.ts";
 
