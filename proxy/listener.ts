@@ -6,7 +6,14 @@
  * can close idle connections at once and let busy ones finish.
  */
 import type { Network, StreamConn, StreamListener } from "./io/net.ts";
-import { DenseSet, type DenseSetMember, type HostPort } from "../lib/mod.ts";
+import {
+  type Clock,
+  DenseSet,
+  type DenseSetMember,
+  type HostPort,
+  realClock,
+  type TimerId,
+} from "../lib/mod.ts";
 
 /** One accepted connection as the listener tracks it. */
 export interface TrackedConnection {
@@ -36,7 +43,13 @@ export class TcpListener {
   /** Bound address (the real port when 0 was asked for). */
   readonly addr: HostPort;
 
-  constructor(network: Network, addr: HostPort, readonly handler: ConnectionHandler) {
+  constructor(
+    network: Network,
+    addr: HostPort,
+    readonly handler: ConnectionHandler,
+    /** Times the drain (the proxy's clock, so tests can move it). */
+    readonly clock: Clock = realClock,
+  ) {
     this.#listener = network.listen(addr);
     this.addr = this.#listener.addr;
     this.#acceptLoop = this.#accept();
@@ -96,11 +109,11 @@ export class TcpListener {
   /** Resolves when every handler finished, or after `ms`; true when all finished. */
   async waitIdle(ms: number): Promise<boolean> {
     if (this.#connections.size === 0) return true;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<false>((r) => (timer = setTimeout(() => r(false), ms)));
+    let timer: TimerId | undefined;
+    const timeout = new Promise<false>((r) => (timer = this.clock.setTimeout(() => r(false), ms)));
     const done = Promise.all(this.#connections.values().map((t) => t.task)).then(() => true);
     const result = await Promise.race([done, timeout]);
-    clearTimeout(timer);
+    if (timer !== undefined) this.clock.clearTimeout(timer);
     return result;
   }
 }

@@ -234,6 +234,7 @@ export class Proxy {
           this.#network,
           addr,
           (tracked) => serveTcpUpstream(tracked, upstream, ctx),
+          this.#clock,
         );
       } catch (err) {
         throw new ListenError(
@@ -272,7 +273,7 @@ export class Proxy {
       return new TcpListener(this.#network, addr, (tracked) => {
         accepted.inc();
         return serveHttp1(tracked, ctx);
-      });
+      }, this.#clock);
     } catch (err) {
       throw new ListenError(
         `${kind} listener`,

@@ -18,6 +18,7 @@ import { type AccessLogEntry, Proxy } from "../proxy/mod.ts";
 import { buildSnapshot, endpoint, oneRequest, TestClient } from "./support/proxy.ts";
 import { assert, assertEquals, eventually } from "./support/assert.ts";
 import { readUntil } from "./support/sockets.ts";
+import { settledFlag, within } from "./support/time_guard.ts";
 
 const loopback = { hostname: "127.0.0.1", port: 0 };
 /** The `WebSocket` class sends `Host: 127.0.0.1:PORT`, so the service is named after it. */
@@ -328,20 +329,23 @@ Deno.test("outbound -> other node's inbound (x-weft-destination) -> WebSocket se
 
 Deno.test("stopping the proxy closes open tunnels after the drain timeout", async () => {
   const up = await startEchoUpstream();
-  const p = await startProxy(outboundSnapshot(up.addr));
+  const clock = new FakeClock();
+  const p = await startProxy(outboundSnapshot(up.addr), undefined, clock);
   try {
     const ws = await WsClient.open(`ws://127.0.0.1:${p.outbound.port}/`);
     ws.ws.send("x");
     assertEquals(await ws.next(), "x");
-    // Real time on purpose: the drain timer is a runtime setTimeout in Listener.waitIdle
-    // (proxy/listener.ts), not a timer on the proxy's Clock, so a FakeClock cannot move it. An
-    // order-based check (the tunnel still echoes while stop is pending) also passes with a
-    // drain of 0, because stop takes several event-loop turns anyway. The lower bound cannot
-    // flake (runtime timers never fire early); the upper one only guards against a hang.
-    const started = Date.now();
-    await p.proxy.stop(150);
-    const elapsed = Date.now() - started;
-    assert(elapsed >= 100 && elapsed < 3000, `stop took ${elapsed} ms`);
+    const timersBefore = clock.pending;
+    const stopping = p.proxy.stop(150);
+    const stopped = settledFlag(stopping);
+    await eventually("the drain timer is set", () => clock.pending > timersBefore);
+    clock.advance(149);
+    // Within the drain timeout the tunnel is still served and the stop still waits.
+    ws.ws.send("y");
+    assertEquals(await ws.next(), "y");
+    assert(!stopped(), "stop ended before the drain timeout");
+    clock.advance(1);
+    await within(stopping, 3000, "stop at the drain timeout");
     assert((await closedWithin(ws, 3000)) !== null, "tunnel still open after stop");
   } finally {
     await p.proxy.stop();
