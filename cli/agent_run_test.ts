@@ -1,4 +1,5 @@
 /**
+ * @module
  * An agent's process lifetime against a fake node and fake signals: stop signal -> drain ->
  * exit 0, a listener that cannot open -> one line and exit 1, SIGHUP -> reload, a rejected
  * reload keeps running.
@@ -6,22 +7,7 @@
 import { assertEquals, assertRejects } from "../tests/support/assert.ts";
 import { createLogger, ListenError } from "../lib/mod.ts";
 import { type RunnableAgent, runUntilStopSignal } from "./agent_run.ts";
-import type { SignalSource } from "./signals.ts";
-
-class FakeSignals implements SignalSource {
-  readonly listeners = new Map<Deno.Signal, Set<() => void>>();
-  addSignalListener(signal: Deno.Signal, handler: () => void): void {
-    const set = this.listeners.get(signal) ?? new Set();
-    set.add(handler);
-    this.listeners.set(signal, set);
-  }
-  removeSignalListener(signal: Deno.Signal, handler: () => void): void {
-    this.listeners.get(signal)?.delete(handler);
-  }
-  send(signal: Deno.Signal): void {
-    for (const h of this.listeners.get(signal) ?? []) h();
-  }
-}
+import { FakeSignals } from "../tests/support/signals.ts";
 
 function fakeAgent(o: { start?: () => Promise<void>; reload?: () => Promise<void> } = {}) {
   const calls: string[] = [];

@@ -1,4 +1,5 @@
 /**
+ * @module
  * A node's proxy from its config: it binds the configured listeners (port 0 gives the real
  * port back), and a listener that cannot bind is reported with its flag.
  */

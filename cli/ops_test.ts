@@ -1,3 +1,7 @@
+/**
+ * @module
+ * The table form of the operating commands (`weft members`, `services`, `status`, ...).
+ */
 import { formatOps } from "./ops.ts";
 import { assert, assertEquals } from "../tests/support/assert.ts";
 

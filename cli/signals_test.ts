@@ -1,29 +1,12 @@
 /**
+ * @module
  * The agent's signal handling against a fake signal source: the first stop signal stops,
  * later ones are absorbed while the drain runs, SIGHUP reloads until a stop was asked for.
  */
 import { assertEquals } from "../tests/support/assert.ts";
 import { createLogger } from "../lib/mod.ts";
-import { handleAgentSignals, type SignalSource } from "./signals.ts";
-
-class FakeSignals implements SignalSource {
-  readonly listeners = new Map<Deno.Signal, Set<() => void>>();
-  addSignalListener(signal: Deno.Signal, handler: () => void): void {
-    const set = this.listeners.get(signal) ?? new Set();
-    set.add(handler);
-    this.listeners.set(signal, set);
-  }
-  removeSignalListener(signal: Deno.Signal, handler: () => void): void {
-    this.listeners.get(signal)?.delete(handler);
-  }
-  /** Delivers a signal; false when nothing listens (the process would take the default action). */
-  send(signal: Deno.Signal): boolean {
-    const set = this.listeners.get(signal);
-    if (!set || set.size === 0) return false;
-    for (const h of set) h();
-    return true;
-  }
-}
+import { handleAgentSignals } from "./signals.ts";
+import { FakeSignals } from "../tests/support/signals.ts";
 
 function setup() {
   const signals = new FakeSignals();

@@ -1,4 +1,7 @@
-/** Member list -> catalog endpoints. */
+/**
+ * @module
+ * Member list -> catalog endpoints.
+ */
 import { assertEquals } from "../tests/support/assert.ts";
 import { catalogFromMembers, servicesByName } from "./catalog.ts";
 import type { MemberState, MemberView } from "./membership.ts";

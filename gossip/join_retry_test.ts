@@ -1,4 +1,5 @@
 /**
+ * @module
  * The seed join schedule under a fake clock: attempts at 0, 1, 3, 7 … s (doubling waits up to
  * 30 s), success ends it, cancel ends it at once, and only the first failure is an error log.
  */

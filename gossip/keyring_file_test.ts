@@ -1,4 +1,7 @@
-/** Gossip keys from flags, config and a keyring file: order, comments, and named errors. */
+/**
+ * @module
+ * Gossip keys from flags, config and a keyring file: order, comments, and named errors.
+ */
 import { assertEquals, assertThrows } from "../tests/support/assert.ts";
 import { UserError } from "../lib/errors.ts";
 import { gossipKeysOf, parseKeyringText } from "./keyring_file.ts";

@@ -1,4 +1,5 @@
 /**
+ * @module
  * GossipNode.create: which address a node advertises, given the bound transport and the
  * advertise option.
  */

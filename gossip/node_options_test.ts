@@ -1,4 +1,7 @@
-/** The agent's gossip options: the advertised host takes the gossip flag's port (0 included). */
+/**
+ * @module
+ * The agent's gossip options: the advertised host takes the gossip flag's port (0 included).
+ */
 import { assertEquals } from "../tests/support/assert.ts";
 import { parseNodeConfig } from "../lib/config.ts";
 import { silentLogger } from "../lib/log.ts";

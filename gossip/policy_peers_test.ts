@@ -1,4 +1,5 @@
 /**
+ * @module
  * Membership events to policy replication peers: reachable members are dialed and their
  * digest noted; this node, members without a libp2p address and departures are left alone.
  */

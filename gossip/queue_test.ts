@@ -1,4 +1,7 @@
-/** Retransmit bounds and ordering of the broadcast queue. */
+/**
+ * @module
+ * Retransmit bounds and ordering of the broadcast queue.
+ */
 import { assertEquals } from "../tests/support/assert.ts";
 import { BroadcastQueue, retransmitLimit } from "./queue.ts";
 

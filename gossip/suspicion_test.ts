@@ -1,4 +1,7 @@
-/** Lifeguard suspicion timeouts. */
+/**
+ * @module
+ * Lifeguard suspicion timeouts.
+ */
 import { assert, assertEquals } from "../tests/support/assert.ts";
 import { FakeClock } from "../lib/clock.ts";
 import { remainingSuspicionMs, Suspicion, suspicionTimeoutMs } from "./suspicion.ts";

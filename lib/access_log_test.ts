@@ -1,4 +1,5 @@
 /**
+ * @module
  * The access-log writer with an in-memory writer: JSON lines with a timestamp, batching, the
  * backlog bound (dropped lines counted), partial writes, and a failing writer.
  */

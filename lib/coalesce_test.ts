@@ -1,4 +1,7 @@
-/** Coalescer under a fake clock: one run per burst, a new burst after a run, cancel. */
+/**
+ * @module
+ * Coalescer under a fake clock: one run per burst, a new burst after a run, cancel.
+ */
 import { assertEquals } from "../tests/support/assert.ts";
 import { FakeClock } from "./clock.ts";
 import { Coalescer } from "./coalesce.ts";

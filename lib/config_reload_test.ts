@@ -1,4 +1,7 @@
-/** Which config changes a reload applies, and which it refuses until a restart. */
+/**
+ * @module
+ * Which config changes a reload applies, and which it refuses until a restart.
+ */
 import { assertEquals, assertThrows } from "../tests/support/assert.ts";
 import { parseNodeConfig } from "./config.ts";
 import { UserError } from "./errors.ts";

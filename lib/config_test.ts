@@ -1,3 +1,7 @@
+/**
+ * @module
+ * Node config parsing: defaults, flags over file, `--service` specs, and errors naming the field.
+ */
 import { assertEquals, assertThrows } from "../tests/support/assert.ts";
 import { parseNodeConfig, parseServiceSpec } from "./config.ts";
 import { UserError } from "./errors.ts";

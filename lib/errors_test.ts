@@ -1,3 +1,7 @@
+/**
+ * @module
+ * How listen failures and user errors are worded, whichever socket layer raised them.
+ */
 import { ListenError, listenFailureReason, listening } from "./errors.ts";
 import { assertEquals, assertRejects } from "../tests/support/assert.ts";
 

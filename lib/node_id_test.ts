@@ -1,4 +1,7 @@
-/** The node id in the data directory: created once, kept across restarts, repaired if bad. */
+/**
+ * @module
+ * The node id in the data directory: created once, kept across restarts, repaired if bad.
+ */
 import { assert, assertEquals, assertMatch, assertNotEquals } from "../tests/support/assert.ts";
 import { loadNodeId } from "./node_id.ts";
 

@@ -1,4 +1,5 @@
 /**
+ * @module
  * A node's snapshot inputs: read live at each compile (a reloaded config, a new catalog),
  * numbered in order, with health verdicts of local services carried into the compile.
  */

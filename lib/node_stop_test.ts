@@ -1,4 +1,5 @@
 /**
+ * @module
  * The stop order of a node: background work first, then leave, replication, drain, store and
  * the admin API last; a failed `left` announcement does not stop the shutdown; absent parts
  * are skipped.

@@ -1,4 +1,7 @@
-/** Undoing a failed start: started parts stop newest first, each once, despite failures. */
+/**
+ * @module
+ * Undoing a failed start: started parts stop newest first, each once, despite failures.
+ */
 import { assertEquals } from "../tests/support/assert.ts";
 import { createLogger } from "./log.ts";
 import { StartedParts } from "./start_rollback.ts";

@@ -1,10 +1,12 @@
 /**
+ * @module
  * Stopping an agent as users run it: `deno task weft agent …` as a process group leader,
  * signalled through its group, the way a terminal or a supervisor does it. Stop signals that
  * arrive during the drain must not cut it short: the group leader exits 0 after
  * "node stopped".
  */
 import { assert, assertEquals } from "./support/assert.ts";
+import { loopbackListenFlags } from "./support/agent_process.ts";
 
 const repoRoot = new URL("..", import.meta.url).pathname;
 
@@ -90,16 +92,7 @@ Deno.test("two SIGTERMs to a `deno task weft agent` group finish one drain and e
     "stop1",
     "--data-dir",
     `${dir}/data`,
-    "--admin-addr",
-    "127.0.0.1:0",
-    "--outbound-addr",
-    "127.0.0.1:0",
-    "--inbound-addr",
-    "127.0.0.1:0",
-    "--gossip-addr",
-    "127.0.0.1:0",
-    "--p2p-addr",
-    "127.0.0.1:0",
+    ...loopbackListenFlags,
     "--service",
     `slow=${upstream.addr.port}`,
   ]);

@@ -1,4 +1,5 @@
 /**
+ * @module
  * A single real `weft agent` process: proxying both request forms to a local service,
  * the admin API, and config reload by SIGHUP and POST /v1/reload — a bad config is rejected
  * and the running one stays.

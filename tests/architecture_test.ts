@@ -279,3 +279,11 @@ Deno.test("test helpers live in tests/support/", () => {
   }
   assertEquals(violations.sort(), []);
 });
+
+Deno.test("every module opens with a @module doc comment", () => {
+  const undocumented = files.filter((f) => {
+    const head = Deno.readTextFileSync(`${root}${f}`).slice(0, 200);
+    return !/^\/\*\*\s*\n\s*\*\s*@module\b/.test(head);
+  });
+  assertEquals(undocumented, []);
+});

@@ -1,4 +1,5 @@
 /**
+ * @module
  * The `weft` command line as users meet it: exit codes, one-line errors, help and version.
  */
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";

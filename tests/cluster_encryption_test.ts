@@ -1,10 +1,11 @@
 /**
+ * @module
  * Gossip encryption with real agents: nodes sharing a key form a cluster; a node with another
  * key is kept out and its packets are counted as dropped; a keyring file with the old and new
  * keys lets a node talk to both sides of a rotation; a malformed key is a one-line user error.
  */
 import { assert, assertEquals, assertMatch, eventually } from "./support/assert.ts";
-import { type AgentProcess, startAgent } from "./support/agent_process.ts";
+import { type AgentProcess, loopbackListenFlags, startAgent } from "./support/agent_process.ts";
 
 function newKey(): string {
   return btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))));
@@ -139,14 +140,7 @@ Deno.test("a malformed gossip key is a one-line user error", async () => {
       "c2hvcnQ=",
       "--data-dir",
       await Deno.makeTempDir(),
-      "--admin-addr",
-      "127.0.0.1:0",
-      "--outbound-addr",
-      "127.0.0.1:0",
-      "--inbound-addr",
-      "127.0.0.1:0",
-      "--gossip-addr",
-      "127.0.0.1:0",
+      ...loopbackListenFlags,
     ],
     stdout: "null",
     stderr: "piped",

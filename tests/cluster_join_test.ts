@@ -1,4 +1,5 @@
 /**
+ * @module
  * Hosts boot in any order: an agent started before its seed logs one clear error, keeps
  * retrying with backoff, and joins once the seed comes up.
  */

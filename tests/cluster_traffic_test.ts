@@ -1,4 +1,5 @@
 /**
+ * @module
  * Traffic management across real agents: a DestinationRule with version subsets and a 90/10
  * VirtualService applied on one node split requests across two other nodes' instances, and
  * a second VirtualService for the same host is rejected naming both resources.

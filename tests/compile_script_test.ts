@@ -1,4 +1,5 @@
 /**
+ * @module
  * compile.sh checks its input before compiling: a DENORT_BIN that is not an executable file
  * is a one-line user error (exit 2). The compile itself needs a Deno runtime download, so it
  * is not run here.

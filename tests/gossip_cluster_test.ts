@@ -1,4 +1,5 @@
 /**
+ * @module
  * Whole-cluster behaviour of the SWIM/Lifeguard membership layer on a simulated network under
  * a fake clock: join, failure detection, refutation, loss tolerance, partitions, metadata,
  * replacement of a restarted node, graceful leave.

@@ -1,4 +1,5 @@
 /**
+ * @module
  * Three GossipNodes on real UDP/TCP sockets on 127.0.0.1 (port 0): join, crash detection within
  * the bound a fast config implies, graceful leave.
  */

@@ -1,4 +1,5 @@
 /**
+ * @module
  * Wire robustness of the membership layer: encryption isolation, and thousands of random and
  * mutated packets and streams that must be dropped and counted without crashing the node.
  */

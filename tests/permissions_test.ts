@@ -1,4 +1,5 @@
 /**
+ * @module
  * The node runs with exactly the permissions (and V8 flags) `deno task weft` and `compile.sh`
  * grant (FFI for the epoll socket backend, no subprocesses, no prompts): a missing permission
  * would only show up for users, since the other tests run with --allow-all.
@@ -6,6 +7,7 @@
 import { agentV8FlagsArg } from "../lib/mod.ts";
 import { createEpollNetwork } from "../proxy/mod.ts";
 import { assertEquals, assertMatch } from "./support/assert.ts";
+import { loopbackListenFlags } from "./support/agent_process.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 
@@ -70,16 +72,7 @@ async function agentWithTaskPermissions(
       "perm",
       "--data-dir",
       `${dir}/data`,
-      "--admin-addr",
-      "127.0.0.1:0",
-      "--outbound-addr",
-      "127.0.0.1:0",
-      "--inbound-addr",
-      "127.0.0.1:0",
-      "--gossip-addr",
-      "127.0.0.1:0",
-      "--p2p-addr",
-      "127.0.0.1:0",
+      ...loopbackListenFlags,
     ],
     stdout: "null",
     stderr: "piped",

@@ -137,7 +137,11 @@ Deno.test("a swap keeps warm connections and the round-robin position", async ()
   }
 });
 
-Deno.test("stop drains a request in flight, then refuses new connections", async () => {
+/**
+ * An upstream that holds each request until `release()`, then answers `body`; `arrival`
+ * resolves when the first request reached it.
+ */
+async function heldUpstream(body: string) {
   let release = () => {};
   const gate = new Promise<void>((r) => (release = r));
   let arrived = () => {};
@@ -145,8 +149,13 @@ Deno.test("stop drains a request in flight, then refuses new connections", async
   const up = await startUpstream(async () => {
     arrived();
     await gate;
-    return new Response("drained");
+    return new Response(body);
   });
+  return { up, arrival, release };
+}
+
+Deno.test("stop drains a request in flight, then refuses new connections", async () => {
+  const { up, arrival, release } = await heldUpstream("drained");
   const proxy = new Proxy({
     snapshot: buildSnapshot({ outbound: { svc: { endpoints: [endpoint(up.addr)] } } }),
     logger: silentLogger,
@@ -182,15 +191,7 @@ Deno.test("stop drains a request in flight, then refuses new connections", async
 });
 
 Deno.test("stop ends a request whose upstream never answers once the drain timeout passes", async () => {
-  let release = () => {};
-  const gate = new Promise<void>((r) => (release = r));
-  let arrived = () => {};
-  const arrival = new Promise<void>((r) => (arrived = r));
-  const up = await startUpstream(async () => {
-    arrived();
-    await gate;
-    return new Response("too late");
-  });
+  const { up, arrival, release } = await heldUpstream("too late");
   const proxy = new Proxy({
     // The route timeout (60 s) is far beyond the drain timeout (50 ms) and the test's patience.
     snapshot: buildSnapshot({

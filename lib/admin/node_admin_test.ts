@@ -1,4 +1,5 @@
 /**
+ * @module
  * The node admin factory: every endpoint reads the live parts it is given (identity, members,
  * snapshot, store), through hono's in-process `request`, without sockets.
  */

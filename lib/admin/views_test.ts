@@ -1,4 +1,5 @@
 /**
+ * @module
  * The admin API's views: services and routes of a compiled snapshot, member counts, store
  * convergence and the digests other members advertise.
  */

@@ -9,39 +9,11 @@ import {
   loadBalancerConfigOf,
   matchesSubset,
 } from "./destination_rules.ts";
+import { reviewsRule as reviews } from "../../tests/support/destination_rules.ts";
 
 function assert(condition: unknown, message: string): asserts condition {
   if (!condition) throw new Error(message);
 }
-
-const reviews = {
-  host: "reviews",
-  trafficPolicy: {
-    loadBalancer: { simple: "LEAST_REQUEST" },
-    connectionPool: {
-      tcp: { maxConnections: 100, connectTimeout: "30ms" },
-      http: { http1MaxPendingRequests: 10, maxRequestsPerConnection: 1 },
-    },
-    outlierDetection: {
-      consecutive5xxErrors: 5,
-      interval: "10s",
-      baseEjectionTime: "30s",
-      maxEjectionPercent: 50,
-    },
-  },
-  subsets: [
-    { name: "v1", labels: { version: "v1" } },
-    {
-      name: "v2",
-      labels: { version: "v2" },
-      trafficPolicy: {
-        loadBalancer: {
-          consistentHash: { httpCookie: { name: "user", ttl: "60s", path: "/" }, maglev: {} },
-        },
-      },
-    },
-  ],
-};
 
 Deno.test("a subset's policy overrides the host's field by field", () => {
   const v2 = effectiveTrafficPolicy(reviews as never, "v2")!;

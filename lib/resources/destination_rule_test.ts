@@ -5,6 +5,7 @@
  */
 import { destinationRuleKind } from "./destination_rule.ts";
 import { formatPath } from "../errors.ts";
+import { reviewsRule as reviews } from "../../tests/support/destination_rules.ts";
 
 function assert(condition: unknown, message: string): asserts condition {
   if (!condition) throw new Error(message);
@@ -29,35 +30,6 @@ function expectIssue(spec: unknown, path: string, fragment: string): void {
     `expected "${path}: …${fragment}…", got ${JSON.stringify(issues)}`,
   );
 }
-
-const reviews = {
-  host: "reviews",
-  trafficPolicy: {
-    loadBalancer: { simple: "LEAST_REQUEST" },
-    connectionPool: {
-      tcp: { maxConnections: 100, connectTimeout: "30ms" },
-      http: { http1MaxPendingRequests: 10, maxRequestsPerConnection: 1 },
-    },
-    outlierDetection: {
-      consecutive5xxErrors: 5,
-      interval: "10s",
-      baseEjectionTime: "30s",
-      maxEjectionPercent: 50,
-    },
-  },
-  subsets: [
-    { name: "v1", labels: { version: "v1" } },
-    {
-      name: "v2",
-      labels: { version: "v2" },
-      trafficPolicy: {
-        loadBalancer: {
-          consistentHash: { httpCookie: { name: "user", ttl: "60s", path: "/" }, maglev: {} },
-        },
-      },
-    },
-  ],
-};
 
 Deno.test("accepts a DestinationRule with policies and subsets", () => {
   const issues = issuesOf(destinationRuleKind, reviews);

@@ -1,3 +1,7 @@
+/**
+ * @module
+ * IP address parsing and sockaddr encoding for the FFI socket backends (IPv4, IPv6, RFC 5952 output).
+ */
 import { parseIp, parseIpv6, sockaddrBytes, sockaddrHost, writeSockaddr } from "./libc.ts";
 import { assertEquals } from "../../tests/support/assert.ts";
 

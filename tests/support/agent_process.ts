@@ -9,6 +9,20 @@ import { agentV8FlagsArg } from "../../lib/runtime_flags.ts";
 
 const mainTs = new URL("../../main.ts", import.meta.url).pathname;
 
+/** Every listener of an agent on a free loopback port, as command-line flags. */
+export const loopbackListenFlags: readonly string[] = [
+  "--admin-addr",
+  "127.0.0.1:0",
+  "--outbound-addr",
+  "127.0.0.1:0",
+  "--inbound-addr",
+  "127.0.0.1:0",
+  "--gossip-addr",
+  "127.0.0.1:0",
+  "--p2p-addr",
+  "127.0.0.1:0",
+];
+
 export interface AgentOptions {
   name: string;
   dataDir: string;
