@@ -15,8 +15,8 @@
  * verdict or an ejection may have changed since the first try, because a retry exists to
  * avoid the endpoint that just failed or left.
  */
-import type { ClusterConfig, EndpointConfig, Snapshot } from "../lib/mod.ts";
-import type { Balancer, PickContext } from "./balancer/balancer.ts";
+import type { ClusterConfig, EndpointConfig } from "../lib/mod.ts";
+import type { Balancer } from "./balancer/balancer.ts";
 import type { PendingConnection } from "./breaker.ts";
 import type { Exchange } from "./exchange.ts";
 import { buildRequestHead, TryEnd, tryOnce } from "./endpoint_http1.ts";
@@ -34,18 +34,10 @@ import { upgrade } from "./upgrade.ts";
 const maxHeldBodyBytes = 16 * 1024;
 
 /** Picks an endpoint, builds the upstream head, and runs the exchange. */
-export function dispatch(
-  x: Exchange,
-  cluster: ClusterConfig,
-  timeoutMs: number,
-  snapshot: Snapshot,
-  path: string,
-  authority: string | null,
-  pick: PickContext,
-  start: number,
-): Promise<boolean> {
+export function dispatch(x: Exchange, start: number): Promise<boolean> {
   const ctx = x.ctx;
   const req = x.req;
+  const cluster = x.cluster!;
   x.clusterName = cluster.name;
   const state = ctx.clusters.get(cluster.name);
   const breaker = state?.breaker;
@@ -54,46 +46,38 @@ export function dispatch(
     const slot = breaker.acquireConnection();
     if (slot === false) return x.reply(replies.overflow);
     if (slot !== true) {
-      return queueThenDispatch(x, slot, cluster, timeoutMs, snapshot, path, authority, pick, start);
+      return queueThenDispatch(x, slot, start);
     }
     x.slotOf = breaker;
     if (!breaker.tryStartRequest()) return x.reply(replies.overflow);
     x.requestOf = breaker;
   }
   x.clusterState = state;
-  const endpoint = state?.pick(pick);
+  const endpoint = state?.pick(x.pick);
   if (!state || !endpoint) return x.reply(replies.noHealthyUpstream);
   x.endpoint = endpoint;
 
-  let headBytes = buildRequestHead(x, path, authority, endpoint, cluster);
-  x.armRouteDeadline(start, timeoutMs);
+  let headBytes = buildRequestHead(x, endpoint);
+  x.armRouteDeadline(start, x.timeoutMs);
   // WebSocket and other upgrades: one try on a connection of their own, never mirrored.
-  if (req.upgrade !== "") return upgrade(x, headBytes, endpoint, cluster, snapshot, state.balancer);
+  if (req.upgrade !== "") return upgrade(x, headBytes, endpoint, state.balancer);
   const mirror = x.plan.mirrorCluster;
   if (ctx.kind === "outbound" && (x.retry !== undefined || mirror !== undefined)) {
-    const mirrorHead = mirror === undefined ? "" : mirrorHeadOf(x, mirror, path, authority);
+    const mirrorHead = mirror === undefined ? "" : mirrorHeadOf(x, mirror);
     // A client that sent `Expect: 100-continue` waits for the upstream's 100 before sending
     // its body, so that body is streamed (one try, no mirror) rather than waited for.
     if (
       !x.reqBodyDone && req.framing === Framing.Length &&
       req.contentLength <= maxHeldBodyBytes && headValue(req, "expect") === null
     ) {
-      return holdBodyThenExchange(
-        x,
-        cluster,
-        snapshot,
-        state.balancer,
-        endpoint,
-        mirror,
-        mirrorHead,
-      );
+      return holdBodyThenExchange(x, state.balancer, endpoint, mirror, mirrorHead);
     }
     // Retries resend the head: keep a copy, as the response head reuses the writer.
     if (x.retry !== undefined && x.reqBodyDone) headBytes = headBytes.slice();
     if (mirror !== undefined) sendMirror(x, mirror, mirrorHead, headBytes);
   }
   // No async frame of its own: exchange releases the pick when it ends.
-  return exchange(x, headBytes, endpoint, cluster, snapshot, state.balancer);
+  return exchange(x, headBytes, endpoint, state.balancer);
 }
 
 /**
@@ -103,15 +87,9 @@ export function dispatch(
 async function queueThenDispatch(
   x: Exchange,
   waiter: PendingConnection,
-  cluster: ClusterConfig,
-  timeoutMs: number,
-  snapshot: Snapshot,
-  path: string,
-  authority: string | null,
-  pick: PickContext,
   start: number,
 ): Promise<boolean> {
-  x.armRouteDeadline(start, timeoutMs);
+  x.armRouteDeadline(start, x.timeoutMs);
   x.pending = waiter;
   const granted = await waiter.granted;
   x.pending = null;
@@ -120,7 +98,7 @@ async function queueThenDispatch(
   if (!granted || !waiter.breaker.tryStartRequest()) return x.reply(replies.overflow);
   x.requestOf = waiter.breaker;
   // The parsed head still points into the read buffer, which nothing has read into since.
-  return dispatch(x, cluster, timeoutMs, snapshot, path, authority, pick, start);
+  return dispatch(x, start);
 }
 
 /** Gives back what the request holds when it finishes (breaker slots). */
@@ -135,8 +113,6 @@ export function finishConcrete(x: Exchange): void {
  */
 async function holdBodyThenExchange(
   x: Exchange,
-  cluster: ClusterConfig,
-  snapshot: Snapshot,
   balancer: Balancer,
   endpoint: EndpointConfig,
   mirror: ClusterConfig | undefined,
@@ -168,23 +144,18 @@ async function holdBodyThenExchange(
   let headBytes = w.view();
   if (x.retry !== undefined) headBytes = headBytes.slice();
   if (mirror !== undefined) sendMirror(x, mirror, mirrorHead, headBytes);
-  return exchange(x, headBytes, endpoint, cluster, snapshot, balancer);
+  return exchange(x, headBytes, endpoint, balancer);
 }
 
 /** The head of this request's mirror copy (before the read buffer is reused). */
-function mirrorHeadOf(
-  x: Exchange,
-  mirror: ClusterConfig,
-  path: string,
-  authority: string | null,
-): string {
+function mirrorHeadOf(x: Exchange, mirror: ClusterConfig): string {
   const req = x.req;
   const plan = x.plan;
   const viaInbound = mirror.endpoints.some((e) => e.viaInbound);
   return mirrorHeadText(req, {
     method: req.method,
-    target: plan.upstreamTarget ?? path,
-    authority: plan.upstreamAuthority ?? authority ?? req.host,
+    target: plan.upstreamTarget ?? x.path,
+    authority: plan.upstreamAuthority ?? x.authority ?? req.host,
     destinationService: viaInbound ? mirror.service : undefined,
     clientIp: x.clientIp,
     forwardedFor: req.forwardedFor,
@@ -232,14 +203,13 @@ async function exchange(
   x: Exchange,
   headBytes: Uint8Array,
   endpoint: EndpointConfig,
-  cluster: ClusterConfig,
-  snapshot: Snapshot,
   balancer: Balancer,
 ): Promise<boolean> {
   let failed = false;
   let released = false;
   try {
     const ctx = x.ctx;
+    const cluster = x.cluster!;
     let pool = ctx.pools.pool(endpoint.key, endpoint.hostname, endpoint.port);
     const retries = x.retries;
     // Only a request whose body is in hand (or has none) can be sent again.
@@ -296,7 +266,7 @@ async function exchange(
       if (x.timedOut) return await x.reply(replies.timeout);
       const state = ctx.clusters.get(cluster.name);
       x.clusterState = state;
-      const next = state?.pick(x.plan.pick);
+      const next = state?.pick(x.pick);
       if (!state || !next) return await x.reply(replies.noHealthyUpstream);
       balancer = state.balancer;
       endpoint = next;
@@ -307,14 +277,15 @@ async function exchange(
     // Past the response head, only the route timeout applies.
     if (perTryMs > 0) x.deadline = x.routeDeadline;
     const up = x.upstream!;
-    const keepClient = await x.relayResponse(up);
+    const relayed = x.relayResponse(up);
+    const keepClient = typeof relayed === "boolean" ? relayed : await relayed;
     const breaker = x.clusterState?.breaker;
     const reusable = x.upstreamReusable && !x.res.close && up.reader.buffered === 0 &&
       !x.timedOut && (breaker === undefined || breaker.reusable(up.uses + 1));
     x.upstream = null;
     // The exchange ends here: one clock read serves the pool's idle mark and releasePick.
     x.ended = ctx.clock.now();
-    pool.release(up, reusable, snapshot.tuning.maxIdlePerEndpoint, x.ended);
+    pool.release(up, reusable, x.snapshot!.tuning.maxIdlePerEndpoint, x.ended);
     return keepClient;
   } catch (err) {
     failed = true;

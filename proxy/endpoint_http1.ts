@@ -12,7 +12,7 @@
  * The head read of the usual try is inlined in {@linkcode tryOnce} rather than in a helper:
  * an async frame per request (a promise and a microtask hop) is measurable on this path.
  */
-import type { ClusterConfig, EndpointConfig } from "../lib/mod.ts";
+import type { EndpointConfig } from "../lib/mod.ts";
 import type { Exchange } from "./exchange.ts";
 import { type Head, parseHead } from "./head.ts";
 import { copyLines, type HeadWriter, keepRequestLine } from "./head_writer.ts";
@@ -59,14 +59,9 @@ function headerLine(w: HeadWriter, name: string, value: string): void {
  * The upstream request head (and a small body already buffered) as bytes ready to write, in
  * `x.out`. Sets `x.reqBodyDone` when nothing of the body is left to stream.
  */
-export function buildRequestHead(
-  x: Exchange,
-  path: string,
-  authority: string | null,
-  endpoint: EndpointConfig,
-  cluster: ClusterConfig,
-): Uint8Array {
+export function buildRequestHead(x: Exchange, endpoint: EndpointConfig): Uint8Array {
   const req = x.req;
+  const authority = x.authority;
   const w = x.out;
   w.reset();
   const plain = x.plainRequest;
@@ -75,7 +70,7 @@ export function buildRequestHead(
   // HTTP/1.0 too: the upstream then answers with a length or by closing.
   if (authority === null && req.minor === 1 && target === undefined) {
     w.copy(req.buf, req.start, req.firstLineEnd);
-  } else w.ascii(`${req.method} ${target ?? path} HTTP/1.${req.minor}`);
+  } else w.ascii(`${req.method} ${target ?? x.path} HTTP/1.${req.minor}`);
   w.crlf();
   copyLines(req, w, plain ? keepRequestLine : x.keepRequest);
   // What the proxy adds, written piece by piece: a string built with `+` is a rope that
@@ -106,7 +101,7 @@ export function buildRequestHead(
     w.hex24(low);
     w.crlf();
   }
-  if (endpoint.viaInbound) headerLine(w, "x-weft-destination: ", cluster.service);
+  if (endpoint.viaInbound) headerLine(w, "x-weft-destination: ", x.cluster!.service);
   if (req.upgrade !== "") {
     w.ascii("connection: upgrade\r\n");
     headerLine(w, "upgrade: ", req.upgrade);

@@ -21,9 +21,15 @@
  * head.ts, which the HTTP/1.1 codecs parse into and write from; sockets are `StreamConn`s
  * (io/net.ts), so a TLS transport is a `StreamConn` under either codec.
  */
-import type { EndpointConfig, Logger, RouteRetryPolicy, Snapshot } from "../lib/mod.ts";
-import type { Clock } from "../lib/mod.ts";
-import type { PickOutcome } from "./balancer/balancer.ts";
+import type {
+  Clock,
+  ClusterConfig,
+  EndpointConfig,
+  Logger,
+  RouteRetryPolicy,
+  Snapshot,
+} from "../lib/mod.ts";
+import type { PickContext, PickOutcome } from "./balancer/balancer.ts";
 import type { CircuitBreaker, PendingConnection } from "./breaker.ts";
 import type { ClusterManager, ClusterState } from "./cluster.ts";
 import type { DeadlineTicker, Expiring } from "./deadlines.ts";
@@ -59,6 +65,9 @@ export interface ProxyContext {
   /** Set on stop: finish the current request, then close. */
   draining: boolean;
 }
+
+/** The pick input of requests without a hash key. */
+export const noPick: PickContext = {};
 
 const headBufferBytes = 16 * 1024;
 /** Head buffers of closed connections, kept for the next ones (see buffers.ts). */
@@ -105,6 +114,15 @@ export abstract class Exchange implements Expiring {
   deadline = 0;
 
   // Per-request state, reset by begin().
+  /** The snapshot the request was routed on, kept for all its tries. */
+  snapshot: Snapshot | undefined = undefined;
+  /** The cluster the logical layer chose (from `snapshot`), and the request's route timeout. */
+  cluster: ClusterConfig | undefined = undefined;
+  timeoutMs = 0;
+  /** The authority of an absolute-form target (`http://svc/p`), or null for origin-form. */
+  authority: string | null = null;
+  /** The balancer's input for every pick of this request (a consistent-hash key). */
+  pick: PickContext = noPick;
   started = 0;
   /** Set when the upstream exchange ended, so the end time is read once. */
   ended = 0;
@@ -155,6 +173,11 @@ export abstract class Exchange implements Expiring {
 
   /** Starts a request at `now`: clears what the previous one left. */
   begin(now: number): void {
+    this.snapshot = undefined;
+    this.cluster = undefined;
+    this.timeoutMs = 0;
+    this.authority = null;
+    this.pick = noPick;
     this.started = now;
     this.status = 0;
     this.flag = "-";
@@ -225,9 +248,10 @@ export abstract class Exchange implements Expiring {
   /**
    * Relays the final response in `res` and its body from `up`, then waits for the request
    * body's pump; resolves whether the client connection stays usable, and sets
-   * `upstreamReusable` to whether the exchange left `up` in a state to be pooled again.
+   * `upstreamReusable` to whether the exchange left `up` in a state to be pooled again. A
+   * codec answers synchronously when the whole response went out at once (no async frame).
    */
-  abstract relayResponse(up: UpstreamConnection): Promise<boolean>;
+  abstract relayResponse(up: UpstreamConnection): boolean | Promise<boolean>;
 
   /**
    * Switches the client connection to a tunnel after the upstream's `101` in `res`, and moves

@@ -11,8 +11,7 @@
  * Everything up to the hand-over is synchronous, so a concurrent snapshot swap cannot mix two
  * snapshots within one request's routing.
  */
-import type { ClusterConfig, Snapshot } from "../lib/mod.ts";
-import type { PickContext } from "./balancer/balancer.ts";
+import type { ClusterConfig } from "../lib/mod.ts";
 import { dispatch } from "./concrete.ts";
 import type { Exchange } from "./exchange.ts";
 import { Framing } from "./http1.ts";
@@ -23,8 +22,6 @@ import { redirectReplyBytes } from "./filters/redirect.ts";
 import { Decision } from "./filters/request_plan.ts";
 import { tcpUpgradeProtocol } from "./tcp.ts";
 import { openTcpTunnel } from "./upgrade.ts";
-
-const noPick: PickContext = {};
 
 /** Routes the request in `x.req` and forwards it; resolves whether the client stays usable. */
 export function forward(x: Exchange): Promise<boolean> {
@@ -52,9 +49,9 @@ export function forward(x: Exchange): Promise<boolean> {
   x.requestId = req.requestId;
 
   const snapshot = ctx.snapshot();
+  x.snapshot = snapshot;
+  x.authority = authority;
   let cluster: ClusterConfig | undefined;
-  let timeoutMs: number;
-  let pick = noPick;
   if (ctx.kind === "outbound") {
     x.host = hostKey(authority ?? hostHeader);
     const plan = x.plan;
@@ -80,17 +77,15 @@ export function forward(x: Exchange): Promise<boolean> {
       const origin = plan.corsOrigin;
       return x.replyWith(200, (c) => preflightReplyBytes(cors, origin, c));
     }
-    cluster = plan.cluster!;
-    timeoutMs = route.timeoutMs;
-    pick = plan.pick;
+    cluster = x.cluster = plan.cluster!;
+    x.timeoutMs = route.timeoutMs;
+    x.pick = plan.pick;
     x.plainRequest = plan.plainRequest;
     x.plainResponse = plan.plainResponse;
     if (plan.upstreamAuthority !== undefined) req.replaceHost = true;
     x.retry = route.retries;
     const fault = plan.fault;
-    if (fault.delayMs > 0 || fault.abortStatus > 0) {
-      return faultThenDispatch(x, cluster, timeoutMs, snapshot, path, authority);
-    }
+    if (fault.delayMs > 0 || fault.abortStatus > 0) return faultThenDispatch(x, cluster);
   } else {
     const destination = req.destination;
     x.host = destination !== "" ? destination : hostKey(authority ?? hostHeader);
@@ -108,20 +103,14 @@ export function forward(x: Exchange): Promise<boolean> {
       }
       if (tcpAsked) return x.reply(notTcpServiceReply(x.host), true);
     }
-    timeoutMs = snapshot.tuning.routeTimeoutMs;
+    x.cluster = cluster;
+    x.timeoutMs = snapshot.tuning.routeTimeoutMs;
   }
-  return dispatch(x, cluster, timeoutMs, snapshot, path, authority, pick, x.started);
+  return dispatch(x, x.started);
 }
 
 /** Fault injection (delay, then abort) before the request is dispatched. */
-async function faultThenDispatch(
-  x: Exchange,
-  cluster: ClusterConfig,
-  timeoutMs: number,
-  snapshot: Snapshot,
-  path: string,
-  authority: string | null,
-): Promise<boolean> {
+async function faultThenDispatch(x: Exchange, cluster: ClusterConfig): Promise<boolean> {
   const fault = x.plan.fault;
   // The delay comes first and is not part of the route timeout (Envoy's fault filter runs
   // before the router).
@@ -135,5 +124,5 @@ async function faultThenDispatch(
   }
   // The parsed head points into the read buffer, which nothing has read into since.
   const start = fault.delayMs > 0 ? x.ctx.clock.now() : x.started;
-  return dispatch(x, cluster, timeoutMs, snapshot, path, authority, x.plan.pick, start);
+  return dispatch(x, start);
 }

@@ -10,10 +10,10 @@
  * And the inbound end of a TCP upstream (tcp.ts): a `weft-tcp/1` upgrade from another node's
  * TCP listener, joined to a connection to the local `tcp` service.
  */
-import type { ClusterConfig, EndpointConfig, Snapshot } from "../lib/mod.ts";
-import type { Balancer, PickContext } from "./balancer/balancer.ts";
+import type { ClusterConfig, EndpointConfig } from "../lib/mod.ts";
+import type { Balancer } from "./balancer/balancer.ts";
 import { pumpRequestBody, readFinalResponseHead, sendRest } from "./endpoint_http1.ts";
-import type { Exchange } from "./exchange.ts";
+import { type Exchange, noPick } from "./exchange.ts";
 import { replies } from "./local_reply.ts";
 import { releasePick, reportTry } from "./outcome.ts";
 import { ConnectError, type UpstreamConnection } from "./pool.ts";
@@ -24,18 +24,15 @@ import {
   UpstreamFailure,
 } from "./upstream_failure.ts";
 
-const noPick: PickContext = {};
-
 /** Runs an upgrade request's one try at `endpoint` and, after a `101`, its tunnel. */
 export async function upgrade(
   x: Exchange,
   headBytes: Uint8Array,
   endpoint: EndpointConfig,
-  cluster: ClusterConfig,
-  snapshot: Snapshot,
   balancer: Balancer,
 ): Promise<boolean> {
   const ctx = x.ctx;
+  const cluster = x.cluster!;
   x.retry = undefined;
   const pool = ctx.pools.pool(endpoint.key, endpoint.hostname, endpoint.port);
   let up: UpstreamConnection | null = null;
@@ -75,7 +72,7 @@ export async function upgrade(
     releasePick(x, balancer, endpoint, true);
     x.ended = 0;
     x.routeDeadline = 0;
-    return await x.tunnel(up, snapshot.tuning.upstreamIdleTimeoutMs);
+    return await x.tunnel(up, x.snapshot!.tuning.upstreamIdleTimeoutMs);
   } catch (err) {
     failed = true;
     throw err;
