@@ -16,7 +16,8 @@
  * avoid the endpoint that just failed or left.
  */
 import type { ClusterConfig, EndpointConfig } from "../lib/mod.ts";
-import type { Balancer } from "./balancer/balancer.ts";
+import type { Balancer, PickOutcome } from "./balancer/balancer.ts";
+import type { ClusterState } from "./cluster.ts";
 import type { PendingConnection } from "./breaker.ts";
 import type { Exchange } from "./exchange.ts";
 import { buildRequestHead, TryEnd, tryOnce } from "./endpoint_http1.ts";
@@ -32,6 +33,29 @@ import { upgrade } from "./upgrade.ts";
 
 /** Largest request body the proxy reads in full before forwarding, for retries and mirrors. */
 const maxHeldBodyBytes = 16 * 1024;
+
+/**
+ * Picks a retry makes before it settles for an endpoint it already tried: Envoy's
+ * `previous_hosts` retry predicate with `host_selection_retry_max_attempts: 5`, as Istio
+ * configures every route. A pick put back is released at once, with no latency to learn from.
+ */
+const retryHostSelectionAttempts = 5;
+const putBack: PickOutcome = { latencyMs: 0, ok: true };
+
+/** An endpoint for the next try, avoiding those the request already tried while it can. */
+function pickForRetry(x: Exchange, state: ClusterState): EndpointConfig | undefined {
+  let endpoint = state.pick(x.pick);
+  for (
+    let i = 1;
+    endpoint !== undefined && i < retryHostSelectionAttempts &&
+    x.triedEndpoints.includes(endpoint.key);
+    i++
+  ) {
+    state.balancer.release(endpoint, putBack);
+    endpoint = state.pick(x.pick);
+  }
+  return endpoint;
+}
 
 /** Picks an endpoint, builds the upstream head, and runs the exchange. */
 export function dispatch(x: Exchange, start: number): Promise<boolean> {
@@ -216,6 +240,7 @@ async function exchange(
     retries.start(x.reqBodyDone ? x.retry : undefined);
     const perTryMs = retries.perTryTimeoutMs;
     let tryStarted = x.started;
+    if (retries.policy !== undefined) x.triedEndpoints.push(endpoint.key);
 
     for (;;) {
       x.tryReported = false;
@@ -266,8 +291,9 @@ async function exchange(
       if (x.timedOut) return await x.reply(replies.timeout);
       const state = ctx.clusters.get(cluster.name);
       x.clusterState = state;
-      const next = state?.pick(x.pick);
+      const next = state === undefined ? undefined : pickForRetry(x, state);
       if (!state || !next) return await x.reply(replies.noHealthyUpstream);
+      x.triedEndpoints.push(next.key);
       balancer = state.balancer;
       endpoint = next;
       x.endpoint = next;

@@ -44,7 +44,10 @@ export const enum TryEnd {
   Failed,
   /** The route deadline passed: the request ends with a timeout reply. */
   RouteTimeout,
-  /** Something already went to the client: the request can only be abandoned. */
+  /**
+   * Something already went to the client, or the client failed the request: it can only be
+   * abandoned, and the endpoint is not blamed.
+   */
   Abandoned,
 }
 
@@ -198,6 +201,9 @@ export async function tryOnce(
       x.upstream = null;
       if (x.bodyPump) await x.bodyPump;
       if (!(err instanceof UpstreamFailure)) throw err;
+      // The upstream side failed because the client did (its connection closed by the pump):
+      // no failure of the endpoint, and nothing to answer.
+      if (x.clientFailed) return TryEnd.Abandoned;
       if (err.retryable && !x.timedOut && !x.tryTimedOut && attempt < maxStaleRetries) continue;
       if (x.headSent) return TryEnd.Abandoned;
       if (x.timedOut) return TryEnd.RouteTimeout;
@@ -277,9 +283,11 @@ export async function pumpRequestBody(x: Exchange, up: UpstreamConnection): Prom
     if (err instanceof PipeError && err.side === "src") {
       // The client went away mid-upload: abandon the exchange.
       x.flag = "DC";
+      x.clientFailed = true;
       up.close();
     } else if (err instanceof ProtocolError) {
       x.flag = "DPE";
+      x.clientFailed = true;
       up.close();
       closeQuietly(x.conn);
     }

@@ -170,6 +170,13 @@ export abstract class Exchange implements Expiring {
   failureResult: TryResult | null = null;
   /** The client saw a 1xx answer of the current try: the exchange cannot be tried again. */
   interimRelayed = false;
+  /**
+   * The client failed the request (went away mid-body, or sent a malformed body): whatever
+   * the upstream side saw after that says nothing about the endpoint.
+   */
+  clientFailed = false;
+  /** Keys of the endpoints this request tried, kept while it has a retry policy. */
+  readonly triedEndpoints: string[] = [];
 
   /** Starts a request at `now`: clears what the previous one left. */
   begin(now: number): void {
@@ -200,6 +207,8 @@ export abstract class Exchange implements Expiring {
     this.tryTimedOut = false;
     this.clusterState = undefined;
     this.bodyPump = null;
+    this.clientFailed = false;
+    this.triedEndpoints.length = 0;
   }
 
   /** Arms the route deadline, `timeoutMs` after `start` (0: no route timeout). */

@@ -338,3 +338,51 @@ Deno.test("maxRetries: a retry beyond the limit is not made and the answer stand
     await up.close();
   }
 });
+
+Deno.test("clients that abort their uploads do not get a healthy endpoint ejected", async () => {
+  const up = await startUpstream(async (req) => {
+    await req.arrayBuffer().catch(() => null);
+    return new Response("ok");
+  });
+  // One endpoint, ejected after a single failure of any kind if one were counted.
+  const outlierDetection: OutlierDetectionConfig = {
+    consecutive5xxErrors: 1,
+    consecutiveGatewayErrors: 0,
+    splitExternalLocalOriginErrors: false,
+    consecutiveLocalOriginFailures: 1,
+    intervalMs: 10_000,
+    baseEjectionTimeMs: 30_000,
+    maxEjectionTimeMs: 300_000,
+    maxEjectionPercent: 100,
+    minHealthPercent: 0,
+  };
+  const p = await startProxy(snapshotWith([up.addr], { outlierDetection }));
+  const aborts = 10;
+  try {
+    const head = new TextEncoder().encode(
+      "POST /upload HTTP/1.1\r\nHost: svc\r\nContent-Length: 100000\r\n\r\n",
+    );
+    for (let i = 0; i < aborts; i++) {
+      const conn = await Deno.connect(p.outbound);
+      await conn.write(head);
+      await conn.write(new Uint8Array(1024));
+      conn.close();
+    }
+    const abandoned = new RegExp(
+      `weft_requests_total\\{[^}]*code="0",flag="DC"[^}]*\\} ${aborts}\\b`,
+    );
+    await eventually(
+      "every abort recorded as a downstream disconnect",
+      () => abandoned.test(p.metrics.render()),
+    );
+    assert(
+      !/weft_outlier_ejected_endpoints\{[^}]*\} 1/.test(p.metrics.render()),
+      "no ejection",
+    );
+    const r = await oneRequest(p.outbound, request);
+    assertEquals(r.status, 200, "the endpoint still serves");
+  } finally {
+    await p.proxy.stop();
+    await up.close();
+  }
+});

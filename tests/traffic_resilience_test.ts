@@ -418,3 +418,41 @@ Deno.test("mirrorPercentage mirrors about that share of requests", async () => {
     },
   );
 });
+
+Deno.test("retries go to endpoints not tried yet: with one of two endpoints dead, none fails", async () => {
+  const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const deadPort = closed.addr.port;
+  closed.close();
+  const good = await backend("good");
+  const dead: Backend = {
+    ...good,
+    name: "dead",
+    addr: { hostname: "127.0.0.1", port: deadPort },
+    close: () => Promise.resolve(),
+  };
+  // A random balancer picks the dead endpoint for half the tries: without the previous-hosts
+  // rule, one request in sixteen spends all four tries on it.
+  const yaml = vs(retries(3, "connect-failure,reset,503")) + `
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: up }
+spec:
+  host: up
+  trafficPolicy: { loadBalancer: { simple: RANDOM } }
+`;
+  let p: RunningProxy | undefined;
+  let client: TestClient | undefined;
+  try {
+    p = await runProxy(snapshotOf(yaml, [catalogEntry("up", good), catalogEntry("up", dead)]));
+    client = await TestClient.connect(p.outbound);
+    const statuses: number[] = [];
+    for (let i = 0; i < 100; i++) statuses.push((await client.request(get("api"))).status);
+    assertEquals(statuses.filter((s) => s !== 200).length, 0, "failed requests");
+    const deadTries = p.log.filter((e) => e.upstream.endsWith(`:${deadPort}`)).length;
+    assertEquals(deadTries, 0, "no request ended on the dead endpoint");
+  } finally {
+    client?.close();
+    await stopAll(p, [good]);
+  }
+});
