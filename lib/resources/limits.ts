@@ -18,6 +18,11 @@ export const RESOURCE_LIMITS = {
    * the low milliseconds.
    */
   hostsPerResource: 1000,
+  /**
+   * `spec.ports` of a ServiceEntry. Each host gets a cluster per port, so hosts x ports is
+   * what a resource compiles to; Kubernetes Services rarely declare more than a few.
+   */
+  portsPerServiceEntry: 100,
   /** `spec.endpoints` of a ServiceEntry: Kubernetes' cap for one EndpointSlice. */
   endpointsPerServiceEntry: 1000,
   /**
@@ -104,6 +109,16 @@ export function resourceLimitIssues(
       );
     }
     if (kind === "ServiceEntry") {
+      countIssue(
+        spec.ports,
+        {
+          path: "spec.ports",
+          limit: "portsPerServiceEntry",
+          what: "ports per ServiceEntry",
+        },
+        limits,
+        issues,
+      );
       countIssue(
         spec.endpoints,
         {

@@ -85,6 +85,23 @@ Deno.test("limit: endpoints per ServiceEntry", () => {
   });
 });
 
+Deno.test("limit: ports per ServiceEntry", () => {
+  const ports = (n: number) =>
+    envelope("ServiceEntry", {
+      hosts: ["a.example.com"],
+      ports: Array.from({ length: n }, (_, i) => ({
+        number: 1000 + i,
+        protocol: "HTTP",
+        name: `p${i}`,
+      })),
+    });
+  accepted(ports(L.portsPerServiceEntry));
+  refused(ports(L.portsPerServiceEntry + 1), {
+    path: "spec.ports",
+    message: "at most 100 ports per ServiceEntry, got 101",
+  });
+});
+
 Deno.test("limit: http routes per VirtualService and matches per route", () => {
   accepted(virtualService(1, L.httpRoutesPerVirtualService));
   refused(virtualService(1, L.httpRoutesPerVirtualService + 1), {
