@@ -2,10 +2,17 @@
  * @module
  * `deno task bench [NAME…]`: runs the benchmarks one after another in the foreground (each
  * starts and stops its own processes). Names: http_proxy, request_path, membership,
- * policy_propagation, routing. Without names, all of them.
+ * policy_propagation, routing, compile. Without names, all of them.
  */
 import { ensureCommands } from "./support.ts";
-const all = ["http_proxy", "request_path", "routing", "membership", "policy_propagation"];
+const all = [
+  "http_proxy",
+  "request_path",
+  "routing",
+  "compile",
+  "membership",
+  "policy_propagation",
+];
 const chosen = Deno.args.length > 0 ? Deno.args : all;
 const missing = await ensureCommands({ wrk: "wrk", nginx: "nginx-light", serf: "serf" });
 if (missing.length > 0) {

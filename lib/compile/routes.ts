@@ -157,6 +157,8 @@ function corsPolicy(c: CorsPolicy | undefined): RouteCorsPolicy | undefined {
 interface RuleForHost {
   id: string;
   spec: DestinationRuleSpec;
+  /** `spec.subsets` by name (the first of a name), so a lookup does not scan the list. */
+  subsets: Map<string, NonNullable<DestinationRuleSpec["subsets"]>[number]>;
 }
 
 /** Mutable state of one compile. */
@@ -167,9 +169,9 @@ class TrafficCompiler {
   readonly #base: ReadonlyMap<string, ClusterConfig>;
   readonly #baseOutbound: ReadonlyMap<string, VirtualHostConfig>;
   readonly #tuning: TrafficCompileInput["tuning"];
-  /** Exact-host rules (canonical host -> rule) and wildcard rules, most specific first. */
+  /** Exact-host rules (canonical host -> rule) and wildcard rules by suffix (`.example.com`). */
   readonly #exactRules = new Map<string, RuleForHost>();
-  readonly #wildcardRules: { suffix: string; rule: RuleForHost }[] = [];
+  readonly #wildcardRules = new Map<string, RuleForHost>();
   /** Hosts that have a cluster of their own (`outbound|HOST`). */
   readonly #knownHosts = new Set<string>();
 
@@ -189,15 +191,17 @@ class TrafficCompiler {
     for (const r of [...rules].filter((x) => x.kind === "DestinationRule").sort(byResourceId)) {
       const spec = r.spec as DestinationRuleSpec;
       const host = canonicalHost(spec.host);
-      const rule = { id: resourceId(r), spec };
+      const subsets = new Map<string, NonNullable<DestinationRuleSpec["subsets"]>[number]>();
+      for (const s of spec.subsets ?? []) if (!subsets.has(s.name)) subsets.set(s.name, s);
+      const rule = { id: resourceId(r), spec, subsets };
       if (host.startsWith("*.")) {
-        const taken = this.#wildcardRules.find((w) => w.suffix === host.slice(1));
+        const taken = this.#wildcardRules.get(host.slice(1));
         if (taken) {
           this.warnings.push(
-            `DestinationRule ${taken.rule.id} and ${rule.id} both apply to host "${host}"; ` +
-              `${taken.rule.id} is used`,
+            `DestinationRule ${taken.id} and ${rule.id} both apply to host "${host}"; ` +
+              `${taken.id} is used`,
           );
-        } else this.#wildcardRules.push({ suffix: host.slice(1), rule });
+        } else this.#wildcardRules.set(host.slice(1), rule);
         continue;
       }
       const taken = this.#exactRules.get(host);
@@ -208,14 +212,22 @@ class TrafficCompiler {
         );
       } else this.#exactRules.set(host, rule);
     }
-    this.#wildcardRules.sort((a, b) => b.suffix.length - a.suffix.length);
   }
 
-  /** The DestinationRule for a canonical host: exact, else the longest wildcard suffix. */
+  /**
+   * The DestinationRule for a canonical host: exact, else the longest wildcard suffix. The
+   * host's own suffixes are looked up, longest first, so the cost is its number of labels,
+   * not the number of wildcard rules.
+   */
   ruleFor(host: string): RuleForHost | undefined {
     const exact = this.#exactRules.get(host);
     if (exact) return exact;
-    return this.#wildcardRules.find((w) => host.endsWith(w.suffix))?.rule;
+    if (this.#wildcardRules.size === 0) return undefined;
+    for (let dot = host.indexOf("."); dot !== -1; dot = host.indexOf(".", dot + 1)) {
+      const rule = this.#wildcardRules.get(host.slice(dot));
+      if (rule) return rule;
+    }
+    return undefined;
   }
 
   #loadBalancer(policy: TrafficPolicy | undefined): LoadBalancerConfig {
@@ -267,7 +279,7 @@ class TrafficCompiler {
     const base = this.#base.get(portCluster);
     if (!base) return name; // callers check first
     const rule = this.ruleFor(base.service);
-    const definition = rule?.spec.subsets?.find((s) => s.name === subset);
+    const definition = rule?.subsets.get(subset);
     if (!rule || !definition) {
       this.clusters.set(name, {
         name,

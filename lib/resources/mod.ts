@@ -5,6 +5,7 @@
  */
 export * from "./hosts.ts";
 export * from "./kind.ts";
+export * from "./limits.ts";
 export * from "./registry.ts";
 export * from "./service_entry.ts";
 export * from "./virtual_service.ts";

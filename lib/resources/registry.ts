@@ -12,6 +12,7 @@ import type { KindDefinition, Resource } from "./kind.ts";
 import { serviceEntryKind } from "./service_entry.ts";
 import { virtualServiceKind } from "./virtual_service.ts";
 import { destinationRuleKind } from "./destination_rule.ts";
+import { RESOURCE_LIMITS, resourceLimitIssues, type ResourceLimits } from "./limits.ts";
 
 /** Every kind Weft accepts, by canonical name. */
 export const kindDefinitions: readonly KindDefinition[] = [
@@ -88,15 +89,21 @@ function zodIssues(error: z.ZodError, prefix: readonly PropertyKey[]): FieldIssu
 
 /**
  * Validates one decoded object as a resource. Returns the resource or the issues (paths
- * relative to the document, e.g. `spec.hosts[0]`).
+ * relative to the document, e.g. `spec.hosts[0]`). The size limits (`./limits.ts`) are
+ * checked first and alone: an object over one is refused before its schema is parsed.
  */
-export function validateResource(input: unknown): Resource | FieldIssue[] {
+export function validateResource(
+  input: unknown,
+  limits: ResourceLimits = RESOURCE_LIMITS,
+): Resource | FieldIssue[] {
   if (input === null || typeof input !== "object" || Array.isArray(input)) {
     return [{
       path: "(document)",
       message: "must be an object with apiVersion, kind, metadata, spec",
     }];
   }
+  const over = resourceLimitIssues(input, limits);
+  if (over.length > 0) return over;
   const env = envelopeSchema.safeParse(input);
   const raw = input as Record<string, unknown>;
   const issues: FieldIssue[] = [];

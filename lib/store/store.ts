@@ -11,8 +11,15 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { type Clock, realClock } from "../clock.ts";
 import { DecodeError } from "../codec.ts";
+import { errorMessage, type FieldIssue, UserError } from "../errors.ts";
 import { type Logger, silentLogger } from "../log.ts";
 import type { Resource } from "../resources/kind.ts";
+import {
+  RESOURCE_LIMITS,
+  resourceLimitIssues,
+  type ResourceLimits,
+  storeLimitIssue,
+} from "../resources/limits.ts";
 import { resourceKey, validateResource } from "../resources/registry.ts";
 import { compareHlc, type HlcTimestamp, HybridLogicalClock } from "./hlc.ts";
 import { PolicyLog } from "./persist.ts";
@@ -24,6 +31,22 @@ export interface ReplicatedEntry {
   /** Node id of the writer; breaks ties between equal timestamps. */
   readonly origin: string;
   readonly resource: Resource | null;
+}
+
+/** An entry as read from the disk before its resource is validated (see `PolicyStore.open`). */
+export interface RawEntry {
+  readonly key: string;
+  readonly ts: HlcTimestamp;
+  readonly origin: string;
+  /** The resource as stored; `null` is a tombstone. */
+  readonly resource: unknown;
+}
+
+/** A stored entry that was not restored because its resource is invalid. */
+export interface QuarantinedEntry {
+  readonly key: string;
+  /** The first problem, `path: message` (e.g. `spec.hosts: at most 1000 hosts ...`). */
+  readonly reason: string;
 }
 
 /** An entry as this node holds it, with local bookkeeping. */
@@ -91,6 +114,8 @@ export interface PolicyStoreOptions {
    * 0 disables it.
    */
   maintenanceIntervalMs?: number;
+  /** Size limits of resources and of the store; `RESOURCE_LIMITS` unless a test shrinks them. */
+  limits?: ResourceLimits;
 }
 
 /** Orders two entries by (timestamp, origin); positive when `a` wins. */
@@ -114,15 +139,16 @@ export function canonicalJson(value: unknown): string {
 }
 
 /** Wire/disk form of an entry: `[key, wall, logical, origin, resource|null]`. */
-export function encodeEntry(e: ReplicatedEntry): unknown {
+export function encodeEntry(e: RawEntry): unknown {
   return [e.key, e.ts.wall, e.ts.logical, e.origin, e.resource];
 }
 
 /**
- * Decodes and validates an entry from the wire or the disk: the shape, the timestamp and the
- * resource itself (remote input is as untrusted as user input). Throws {@linkcode DecodeError}.
+ * Decodes an entry's shape and timestamp, leaving its resource unvalidated: what the disk
+ * gives back, so that one invalid resource is quarantined by `PolicyStore.open` rather than
+ * failing its whole record. Throws {@linkcode DecodeError}.
  */
-export function decodeEntry(raw: unknown): ReplicatedEntry {
+export function decodeRawEntry(raw: unknown): RawEntry {
   if (!Array.isArray(raw) || raw.length !== 5) throw new DecodeError("Entry is not a 5-tuple");
   const [key, wall, logical, origin, resource] = raw;
   if (typeof key !== "string" || key.length > 512) throw new DecodeError("Entry key invalid");
@@ -132,17 +158,39 @@ export function decodeEntry(raw: unknown): ReplicatedEntry {
   if (typeof origin !== "string" || origin.length === 0 || origin.length > 256) {
     throw new DecodeError("Entry origin invalid");
   }
-  if (resource === null) {
-    if (key.split("/").length !== 3) throw new DecodeError("Tombstone key invalid");
-    return { key, ts: { wall, logical }, origin, resource: null };
+  if (resource === null && key.split("/").length !== 3) {
+    throw new DecodeError("Tombstone key invalid");
   }
-  const validated = validateResource(resource);
+  return { key, ts: { wall, logical }, origin, resource };
+}
+
+/**
+ * Validates the resource of a raw entry (schema, checks and size limits) and that it belongs
+ * at the entry's key. Returns the entry or the first problem as `path: message`.
+ */
+export function validateEntry(
+  e: RawEntry,
+  limits: ResourceLimits = RESOURCE_LIMITS,
+): ReplicatedEntry | string {
+  if (e.resource === null) return { key: e.key, ts: e.ts, origin: e.origin, resource: null };
+  const validated = validateResource(e.resource, limits);
   if (Array.isArray(validated)) {
     const first = validated[0];
-    throw new DecodeError(`Entry resource invalid: ${first?.path}: ${first?.message}`);
+    return `${first?.path}: ${first?.message}`;
   }
-  if (resourceKey(validated) !== key) throw new DecodeError("Entry key does not match resource");
-  return { key, ts: { wall, logical }, origin, resource: validated };
+  if (resourceKey(validated) !== e.key) return "key does not match the resource";
+  return { key: e.key, ts: e.ts, origin: e.origin, resource: validated };
+}
+
+/**
+ * Decodes and validates an entry from the wire: the shape, the timestamp and the resource
+ * itself, size limits included (remote input is as untrusted as user input). Throws
+ * {@linkcode DecodeError}.
+ */
+export function decodeEntry(raw: unknown): ReplicatedEntry {
+  const e = validateEntry(decodeRawEntry(raw));
+  if (typeof e === "string") throw new DecodeError(`Entry resource invalid: ${e}`);
+  return e;
 }
 
 function entryHash(e: ReplicatedEntry): Uint8Array {
@@ -162,7 +210,9 @@ export class PolicyStore implements ReplicatedStore {
   readonly hlc: HybridLogicalClock;
   readonly #clock: Clock;
   readonly #log: Logger;
-  readonly #persist: PolicyLog<ReplicatedEntry> | undefined;
+  readonly #persist: PolicyLog<RawEntry> | undefined;
+  readonly #limits: ResourceLimits;
+  readonly #quarantined: QuarantinedEntry[] = [];
   readonly #graceMs: number;
   readonly #compactAfter: number;
   readonly #entries = new Map<string, StoredEntry>();
@@ -180,8 +230,9 @@ export class PolicyStore implements ReplicatedStore {
 
   private constructor(
     options: PolicyStoreOptions,
-    persist: PolicyLog<ReplicatedEntry> | undefined,
+    persist: PolicyLog<RawEntry> | undefined,
   ) {
+    this.#limits = options.limits ?? RESOURCE_LIMITS;
     this.nodeId = options.nodeId;
     this.#clock = options.clock ?? realClock;
     this.hlc = new HybridLogicalClock(this.#clock);
@@ -209,18 +260,20 @@ export class PolicyStore implements ReplicatedStore {
   static async open(options: PolicyStoreOptions): Promise<PolicyStore> {
     const log = options.log ?? silentLogger;
     if (!options.dataDir) return new PolicyStore(options, undefined);
-    const { store: persist, recovered } = await PolicyLog.open<ReplicatedEntry>(
-      join(options.dataDir, "policy"),
-      { encode: encodeEntry, decode: decodeEntry },
+    const dir = join(options.dataDir, "policy");
+    const { store: persist, recovered } = await PolicyLog.open<RawEntry>(
+      dir,
+      { encode: encodeEntry, decode: decodeRawEntry },
       log,
     );
     const store = new PolicyStore(options, persist);
-    for (const e of recovered.items) store.#restore(e);
+    await store.#restoreAll(recovered.items, dir);
     // Expired tombstones are dropped only after the full replay, or an older live entry
     // replayed earlier would be resurrected.
     store.#collectTombstones();
     log.info("policy store restored", {
       entries: store.#liveCount,
+      quarantined: store.#quarantined.length,
       logRecords: recovered.logRecords,
       truncatedBytes: recovered.truncatedBytes,
       digest: store.digest(),
@@ -228,11 +281,48 @@ export class PolicyStore implements ReplicatedStore {
     return store;
   }
 
-  #restore(e: ReplicatedEntry): void {
-    const current = this.#entries.get(e.key);
-    if (current && compareEntries(e, current) <= 0) return;
-    this.hlc.observe(e.ts);
-    this.#set(e);
+  /**
+   * Restores the latest entry of each key. One whose resource no longer validates (written
+   * before a limit existed, or by a version that accepted more) is quarantined: not restored
+   * (an older version of it is not resurrected either), logged with its key and the reason,
+   * and its content kept in `quarantine.jsonl` in the policy dir for inspection; the next
+   * compaction drops it from the store's files.
+   */
+  async #restoreAll(items: readonly RawEntry[], dir: string): Promise<void> {
+    const latest = new Map<string, RawEntry>();
+    for (const e of items) {
+      const current = latest.get(e.key);
+      if (current && compareEntries(e, current) <= 0) continue;
+      latest.set(e.key, e);
+    }
+    const aside: string[] = [];
+    for (const raw of latest.values()) {
+      this.hlc.observe(raw.ts);
+      const e = validateEntry(raw, this.#limits);
+      if (typeof e !== "string") {
+        this.#set(e);
+        continue;
+      }
+      this.#quarantined.push({ key: raw.key, reason: e });
+      this.#log.error("policy store entry quarantined: it does not validate, so it is ignored", {
+        key: raw.key,
+        reason: e,
+      });
+      aside.push(JSON.stringify({ key: raw.key, reason: e, entry: encodeEntry(raw) }));
+    }
+    if (aside.length > 0) {
+      const path = join(dir, "quarantine.jsonl");
+      try {
+        await Deno.writeTextFile(path, aside.join("\n") + "\n", { append: true });
+      } catch (err) {
+        this.#log.warn("could not keep quarantined entries", { path, error: errorMessage(err) });
+      }
+    }
+  }
+
+  /** Entries found invalid on start and not restored (see `open`). */
+  quarantined(): readonly QuarantinedEntry[] {
+    return this.#quarantined;
   }
 
   #set(e: ReplicatedEntry): StoredEntry {
@@ -307,6 +397,7 @@ export class PolicyStore implements ReplicatedStore {
     options: { dryRun?: boolean } = {},
   ): Promise<ApplyResult[]> {
     return this.#serial(async () => {
+      this.#checkApply(resources);
       const results: ApplyResult[] = [];
       const batch: ReplicatedEntry[] = [];
       for (const r of resources) {
@@ -336,6 +427,28 @@ export class PolicyStore implements ReplicatedStore {
     });
   }
 
+  /**
+   * Refuses (with a {@linkcode UserError}, HTTP 400) resources over a size limit and an apply
+   * that would hold more than `storeResources` live resources. Callers validate resources
+   * fully; the limits are checked here too, since they protect the node itself.
+   */
+  #checkApply(resources: readonly Resource[]): void {
+    const issues: FieldIssue[] = [];
+    let created = 0;
+    resources.forEach((r, i) => {
+      for (const issue of resourceLimitIssues(r, this.#limits)) {
+        issues.push({ path: `[doc ${i + 1}] ${issue.path}`, message: issue.message });
+      }
+      if (!this.#entries.get(resourceKey(r))?.resource) created++;
+    });
+    const full = storeLimitIssue(this.#liveCount + created, this.#limits);
+    if (full) issues.push(full);
+    if (issues.length > 0) {
+      const more = issues.length > 1 ? ` (and ${issues.length - 1} more)` : "";
+      throw new UserError(`${issues[0].path}: ${issues[0].message}${more}`, issues);
+    }
+  }
+
   /** Deletes a resource (writes a tombstone). False when there was nothing to delete. */
   delete(kind: string, namespace: string, name: string): Promise<boolean> {
     return this.#serial(async () => {
@@ -350,16 +463,36 @@ export class PolicyStore implements ReplicatedStore {
     });
   }
 
-  /** Merges entries from another node by LWW; returns the ones that won. */
+  /**
+   * Merges entries from another node by LWW; returns the ones that won. Entries come decoded
+   * and validated (`decodeEntry`); the size limits are checked again here, and an entry over
+   * one, or one that would take the store past `storeResources`, is dropped with a warning
+   * (the rest of the batch is merged). Nodes refuse such entries at apply, so they arrive only
+   * from an older version or from concurrent applies on two nodes.
+   */
   merge(entries: readonly ReplicatedEntry[]): Promise<ReplicatedEntry[]> {
     return this.#serial(async () => {
       const winners = new Map<string, ReplicatedEntry>();
       const expiredBefore = this.#clock.wallNow() - this.#graceMs;
+      let live = this.#liveCount;
       for (const e of entries) {
         const current = winners.get(e.key) ?? this.#entries.get(e.key);
         if (current && compareEntries(e, current) <= 0) continue;
         // An expired tombstone for a key we do not know would only be collected again.
         if (!current && e.resource === null && e.ts.wall < expiredBefore) continue;
+        const issue = e.resource ? resourceLimitIssues(e.resource, this.#limits)[0] : undefined;
+        const delta = (e.resource ? 1 : 0) - (current?.resource ? 1 : 0);
+        const full = delta > 0 ? storeLimitIssue(live + delta, this.#limits) : undefined;
+        if (issue || full) {
+          const reason = issue ?? full!;
+          this.#log.warn("replicated policy entry refused", {
+            key: e.key,
+            origin: e.origin,
+            reason: `${reason.path}: ${reason.message}`,
+          });
+          continue;
+        }
+        live += delta;
         winners.set(e.key, e);
       }
       for (const e of winners.values()) this.hlc.observe(e.ts);
