@@ -6,8 +6,9 @@
  * cut off at the limit instead of being held whole; YAML alias bombs and deep nesting are a
  * clear 400 naming the limit; `weft apply` still works.
  */
-import { assert, assertEquals, assertMatch } from "./support/assert.ts";
-import { rawRequest, startTestAdmin, type TestAdmin } from "./support/admin.ts";
+import { assert, assertEquals, assertLess, assertMatch } from "./support/assert.ts";
+import { parseResponse, rawRequest, startTestAdmin, type TestAdmin } from "./support/admin.ts";
+import { readUntil } from "./support/sockets.ts";
 
 const seYaml = `apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -135,6 +136,83 @@ Deno.test("admin: a state-changing request from a foreign Origin is refused with
     const read = await rawRequest(a.port, "GET", "/v1/store", { host, origin: "http://evil" });
     assertEquals(read.status, 200);
   });
+});
+
+Deno.test("admin: POST /v1/resources takes JSON or YAML only: 415 names what it got", async () => {
+  await withAdmin(async (a) => {
+    const url = `http://${a.admin}/v1/resources`;
+    for (
+      const [type, got] of [
+        ["text/plain", '"text/plain"'],
+        ["application/x-www-form-urlencoded", '"application/x-www-form-urlencoded"'],
+        [undefined, "none"],
+      ] as const
+    ) {
+      const res = await fetch(url, {
+        method: "POST",
+        // A Uint8Array body gets no implicit content type, so `undefined` sends none.
+        body: new TextEncoder().encode(seYaml),
+        headers: type ? { "content-type": type } : {},
+      });
+      assertEquals(res.status, 415);
+      const e = errorOf(await res.text());
+      assertEquals(
+        e.error,
+        "Content-Type: expected one of application/json, application/yaml, " +
+          `application/x-yaml, text/yaml, got ${got}`,
+      );
+      assertEquals(e.details[0].path, "headers.content-type");
+    }
+    assertEquals(a.store.stats().count, 0);
+    for (const type of ["application/yaml; charset=utf-8", "application/x-yaml", "text/yaml"]) {
+      const res = await fetch(url, {
+        method: "POST",
+        body: seYaml,
+        headers: { "content-type": type },
+      });
+      assertEquals(res.status, 200, type);
+      await res.body?.cancel();
+    }
+    assertEquals(a.store.stats().count, 1);
+  });
+});
+
+Deno.test("admin: a chunked body over the limit is cut off at the limit with 413", async () => {
+  const limit = 64 * 1024;
+  const total = 64 * 1024 * 1024;
+  await withAdmin(async (a) => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: a.port });
+    const enc = new TextEncoder();
+    await conn.write(enc.encode(
+      `POST /v1/resources HTTP/1.1\r\nhost: ${a.admin}\r\ncontent-type: application/yaml\r\n` +
+        "transfer-encoding: chunked\r\n\r\n",
+    ));
+    let answered = false;
+    const answer = readUntil(conn, (all) => new TextDecoder().decode(all).includes("}"))
+      .finally(() => (answered = true));
+    const chunk = enc.encode(`10000\r\n${"#".repeat(0x10000)}\r\n`);
+    let sent = 0;
+    let writeFailed = false;
+    const writer = (async () => {
+      try {
+        while (sent < total && !answered) {
+          for (let off = 0; off < chunk.length;) off += await conn.write(chunk.subarray(off));
+          sent += 0x10000;
+        }
+        if (!answered) await conn.write(enc.encode("0\r\n\r\n"));
+      } catch {
+        writeFailed = true; // the server closed the connection on us: it stopped reading
+      }
+    })();
+    const res = parseResponse(await answer);
+    conn.close(); // a write still blocked on a server that stopped reading ends here
+    await writer;
+    assertEquals(res.status, 413);
+    assertEquals(errorOf(res.body).error, `Request body exceeds ${limit} bytes`);
+    // The answer came while most of the body was still unsent: the server did not read it.
+    assertLess(sent, total / 4, `sent ${sent} of ${total} bytes (write failed: ${writeFailed})`);
+    assertEquals(a.store.stats().count, 0);
+  }, { maxBodyBytes: limit });
 });
 
 Deno.test("cli: weft apply passes the guard (loopback Host, JSON body) and applies", async () => {
