@@ -6,6 +6,7 @@
  * cut off at the limit instead of being held whole; YAML alias bombs and deep nesting are a
  * clear 400 naming the limit; `weft apply` still works.
  */
+import { YAML_MAX_ALIAS_COUNT, YAML_MAX_DEPTH } from "../lib/yaml.ts";
 import { assert, assertEquals, assertLess, assertMatch } from "./support/assert.ts";
 import { parseResponse, rawRequest, startTestAdmin, type TestAdmin } from "./support/admin.ts";
 import { readUntil } from "./support/sockets.ts";
@@ -213,6 +214,60 @@ Deno.test("admin: a chunked body over the limit is cut off at the limit with 413
     assertLess(sent, total / 4, `sent ${sent} of ${total} bytes (write failed: ${writeFailed})`);
     assertEquals(a.store.stats().count, 0);
   }, { maxBodyBytes: limit });
+});
+
+Deno.test("admin: YAML alias bombs and deep nesting are a 400 naming the limit", async () => {
+  const bomb = ["a: &a [x, x, x, x, x, x, x, x, x]"];
+  for (const n of ["b", "c", "d", "e", "f", "g"]) {
+    const prev = String.fromCharCode(n.charCodeAt(0) - 1);
+    bomb.push(`${n}: &${n} [${Array(9).fill(`*${prev}`).join(", ")}]`);
+  }
+  const flow = `kind: ServiceEntry\nspec: ${"[".repeat(100_000)}${"]".repeat(100_000)}\n`;
+  const block = Array.from({ length: 200 }, (_, i) => `${" ".repeat(i)}k${i}:`).join("\n") + " 1";
+  await withAdmin(async (a) => {
+    for (
+      const [name, body, message] of [
+        [
+          "alias bomb",
+          bomb.join("\n"),
+          `aliases expand beyond the limit of ${YAML_MAX_ALIAS_COUNT}`,
+        ],
+        [
+          "flow nesting",
+          flow,
+          `nesting deeper than the limit of ${YAML_MAX_DEPTH} levels at line 2`,
+        ],
+        [
+          "block nesting",
+          block,
+          `nesting deeper than the limit of ${YAML_MAX_DEPTH} levels at line`,
+        ],
+      ]
+    ) {
+      const res = await fetch(`http://${a.admin}/v1/resources`, {
+        method: "POST",
+        body,
+        headers: { "content-type": "application/yaml" },
+      });
+      const e = errorOf(await res.text());
+      assertEquals(res.status, 400, `${name}: ${e.error}`);
+      assert(e.error.startsWith(`invalid YAML: ${message}`), `${name}: ${e.error}`);
+      assertEquals(e.details[0].path, "(yaml)");
+    }
+    // Nesting up to the limit is fine (it fails validation, not parsing).
+    const deep = `kind: ServiceEntry\nspec: ${"[".repeat(YAML_MAX_DEPTH - 1)}${
+      "]".repeat(YAML_MAX_DEPTH - 1)
+    }`;
+    const ok = await fetch(`http://${a.admin}/v1/resources`, {
+      method: "POST",
+      body: deep,
+      headers: { "content-type": "application/yaml" },
+    });
+    const e = errorOf(await ok.text());
+    assertEquals(ok.status, 400);
+    assert(!e.error.includes("limit"), e.error);
+    assertEquals(a.store.stats().count, 0);
+  });
 });
 
 Deno.test("cli: weft apply passes the guard (loopback Host, JSON body) and applies", async () => {
