@@ -86,9 +86,11 @@ Deno.test("admin: apply, dry run, list, get, delete and store view", async () =>
   }];
   await withServer(() => others, async (admin, store) => {
     const post = (q = "") =>
-      fetch(`http://${admin}/v1/resources${q}`, { method: "POST", body: seYaml }).then((r) =>
-        r.json()
-      );
+      fetch(`http://${admin}/v1/resources${q}`, {
+        method: "POST",
+        body: seYaml,
+        headers: { "content-type": "application/yaml" },
+      }).then((r) => r.json());
     assert.deepEqual(
       (await post("?dryRun=true")).results.map((r: { result: string }) => r.result),
       [

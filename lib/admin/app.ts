@@ -2,7 +2,8 @@
  * @module
  * The admin HTTP API (hono): read-only views of the node, reload, Prometheus metrics and the
  * dashboard. The node's parts are passed in as functions, so this module knows nothing of
- * gossip or the proxy. Errors are JSON `{"error", "details"}` as the CLI contract says.
+ * gossip or the proxy. Errors are JSON `{"error", "details"}` as the CLI contract says. Every
+ * request passes the Host and Origin check of lib/admin/guard.ts first.
  */
 import { Hono } from "hono";
 import { errorMessage, UserError } from "../errors.ts";
@@ -19,6 +20,7 @@ import type {
   StatusResponse,
 } from "./api_types.ts";
 import { dashboardHtml } from "./dashboard.ts";
+import { adminGuard } from "./guard.ts";
 
 /** What the admin API shows and does; each function reads live state. */
 export interface AdminDeps {
@@ -31,6 +33,11 @@ export interface AdminDeps {
   metrics(): string;
   /** Extra routes (policy resources) mounted by the composition root. */
   mount?: (app: Hono) => void;
+  /**
+   * The host of `--admin-addr`: a `Host` naming it is accepted besides the loopback names
+   * (lib/admin/guard.ts); omitted, only loopback names are.
+   */
+  adminHost?: string;
 }
 
 /** Builds the admin app. Serve it with `Deno.serve(..., app.fetch)`. */
@@ -48,6 +55,7 @@ export function createAdminApp(deps: AdminDeps): Hono {
       404,
     )
   );
+  app.use("*", adminGuard(deps.adminHost));
   app.get("/", (c) => c.html(dashboardHtml(deps.node().name)));
   app.get("/v1/node", (c) => c.json(deps.node()));
   app.get("/v1/members", (c) => c.json<MembersResponse>({ members: deps.members() }));

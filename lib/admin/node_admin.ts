@@ -70,5 +70,5 @@ export function serveNodeAdmin<Member extends MemberInput>(
   sources: NodeAdminSources<Member>,
   at: HostPort,
 ): Promise<AdminServer> {
-  return serveAdmin(createAdminApp(nodeAdminDeps(sources)), at);
+  return serveAdmin(createAdminApp({ ...nodeAdminDeps(sources), adminHost: at.hostname }), at);
 }

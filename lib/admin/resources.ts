@@ -48,11 +48,50 @@ function errorBody(message: string, details: { path: string; message: string }[]
   return { error: message, details };
 }
 
+/**
+ * The body types `POST /v1/resources` accepts and how each is parsed. None is one a browser may
+ * send cross-origin without a preflight (`text/plain`, forms), so a web page cannot post policy.
+ */
+const BODY_TYPES: Readonly<Record<string, InputFormat>> = {
+  "application/json": "json",
+  "application/yaml": "yaml",
+  "application/x-yaml": "yaml",
+  "text/yaml": "yaml",
+};
+
+/** The format of a `Content-Type` (parameters such as `charset` ignored), if accepted. */
 function formatOf(contentType: string | undefined): InputFormat | undefined {
-  const ct = (contentType ?? "").toLowerCase();
-  if (ct.includes("json")) return "json";
-  if (ct.includes("yaml") || ct.includes("yml")) return "yaml";
-  return undefined; // text/plain, octet-stream, none: sniff
+  const mediaType = (contentType ?? "").split(";")[0].trim().toLowerCase();
+  return Object.hasOwn(BODY_TYPES, mediaType) ? BODY_TYPES[mediaType] : undefined;
+}
+
+/**
+ * Reads a request body of at most `max` bytes, counting as it reads, so a chunked body (no
+ * `Content-Length`) is never held beyond the limit; `undefined` when it is longer (the rest is
+ * not read: the stream is cancelled).
+ */
+async function readBody(req: Request, max: number): Promise<Uint8Array | undefined> {
+  if (!req.body) return new Uint8Array(0);
+  const reader = req.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > max) {
+      await reader.cancel().catch(() => {});
+      return undefined;
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return bytes;
 }
 
 /** Builds the sub-app with `/v1/resources` and `/v1/store`. */
@@ -76,14 +115,21 @@ export function resourceRoutes(deps: ResourceRouteDeps): Hono {
   });
 
   app.post("/v1/resources", async (c) => {
-    const length = Number(c.req.header("content-length") ?? "0");
-    if (length > maxBody) {
-      return c.json(errorBody(`Request body exceeds ${maxBody} bytes`), 413);
+    const contentType = c.req.header("content-type");
+    const format = formatOf(contentType);
+    if (format === undefined) {
+      const message = `Content-Type: expected one of ${Object.keys(BODY_TYPES).join(", ")}, got ${
+        contentType === undefined ? "none" : JSON.stringify(contentType)
+      }`;
+      return c.json(errorBody(message, [{ path: "headers.content-type", message }]), 415);
     }
-    const bytes = new Uint8Array(await c.req.arrayBuffer());
-    if (bytes.length > maxBody) {
-      return c.json(errorBody(`Request body exceeds ${maxBody} bytes`), 413);
-    }
+    const tooLarge = () => {
+      const message = `Request body exceeds ${maxBody} bytes`;
+      return c.json(errorBody(message, [{ path: "(body)", message }]), 413);
+    };
+    if (Number(c.req.header("content-length") ?? "0") > maxBody) return tooLarge();
+    const bytes = await readBody(c.req.raw, maxBody);
+    if (bytes === undefined) return tooLarge();
     let text: string;
     try {
       text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
@@ -92,7 +138,7 @@ export function resourceRoutes(deps: ResourceRouteDeps): Hono {
         { path: "(body)", message: "not UTF-8" },
       ]);
     }
-    const resources = parseResources(text, formatOf(c.req.header("content-type")));
+    const resources = parseResources(text, format);
     // Two VirtualServices routing one host would silently shadow each other's routes (a
     // common Istio surprise): reject the apply and name both.
     const conflicts = virtualServiceConflicts(store.resources("VirtualService"), resources);

@@ -5,7 +5,7 @@
  * every document is collected with its path (`[doc 2] spec.hosts[0]: ...`) and nothing is
  * returned unless everything is valid, so callers never apply part of a request.
  */
-import { parseYamlDocuments, stringifyYaml } from "../yaml.ts";
+import { parseYamlDocuments, stringifyYaml, yamlDocumentValue } from "../yaml.ts";
 import { z } from "../schema.ts";
 import { type FieldIssue, formatPath, UserError } from "../errors.ts";
 import type { KindDefinition, Resource } from "./kind.ts";
@@ -200,7 +200,7 @@ function splitDocuments(text: string, format: InputFormat | undefined): {
       }
       return;
     }
-    const value = doc.toJS({ maxAliasCount: 100 });
+    const value = yamlDocumentValue(doc);
     if (value === null || value === undefined) return; // empty document between `---`
     docs.push(...unwrapList(value));
   });
