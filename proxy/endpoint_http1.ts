@@ -18,7 +18,7 @@ import { type Head, parseHead } from "./head.ts";
 import { copyLines, type HeadWriter, keepRequestLine } from "./head_writer.ts";
 import { Framing, PipeError, ProtocolError, pumpChunked, pumpLength, writeAll } from "./http1.ts";
 import { closeQuietly } from "./listener.ts";
-import { replies } from "./local_reply.ts";
+import { malformedRequestReply, replies } from "./local_reply.ts";
 import { ConnectError, type EndpointPool, type UpstreamConnection } from "./pool.ts";
 import { CONNECT_FAILURE, PER_TRY_TIMEOUT, RESET } from "./filters/retry.ts";
 import { nextRequestSerial, requestIdLineStart } from "./request_id.ts";
@@ -195,6 +195,10 @@ export async function tryOnce(
         x.interimRelayed = true;
         await relayInterims(x, up, fresh);
       }
+      // A response that came in as the body pump answered the client itself is not relayed.
+      if (x.reqBodyError instanceof ProtocolError) {
+        throw new UpstreamFailure(replies.terminated, false);
+      }
       return TryEnd.Response;
     } catch (err) {
       pool.release(up, false, 0);
@@ -286,9 +290,14 @@ export async function pumpRequestBody(x: Exchange, up: UpstreamConnection): Prom
       x.clientFailed = true;
       up.close();
     } else if (err instanceof ProtocolError) {
+      // A malformed body (a bad chunk size) is the client's fault: it gets a 400 when nothing
+      // of a response went to it yet (the try is then abandoned, and not held against the
+      // endpoint), and its connection is closed, since where its next request starts is lost.
+      const answer = x.headSent ? null : x.reply(malformedRequestReply(err), true);
       x.flag = "DPE";
       x.clientFailed = true;
       up.close();
+      if (answer !== null) await answer.catch(() => {});
       closeQuietly(x.conn);
     }
     // A write failure to the upstream shows up on the response side as well.

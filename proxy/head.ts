@@ -8,8 +8,17 @@
  *
  * A parsed head refers to the reader's buffer: build the outgoing head (head_writer.ts) before
  * reading again.
+ *
+ * What is refused (RFC 9110/9112), so that nothing an upstream could read differently is
+ * forwarded: a method or header name that is not a token; a request-target with a byte outside
+ * visible ASCII (a space, a control, a non-ASCII byte), or longer than `maxTargetBytes` (414);
+ * a control character other than HTAB in a field value (NUL, a bare CR) or a reason phrase;
+ * more than `maxHeaderCount` header lines (431); in a request, two `Host` lines,
+ * `Content-Length` with `Transfer-Encoding`, `Transfer-Encoding` in HTTP/1.0, or a
+ * `Transfer-Encoding` whose last coding is not `chunked`. Each check is a byte loop over bytes
+ * the parser reads anyway, or once more over a value; none allocates on a valid head.
  */
-import { Framing, ProtocolError } from "./http1.ts";
+import { Framing, maxHeaderCount, maxTargetBytes, ProtocolError } from "./http1.ts";
 
 /** What the proxy does with a header line. */
 export const enum Kind {
@@ -108,6 +117,43 @@ export function newHead(): Head {
 
 const decoder = new TextDecoder();
 
+/** 1 for the bytes of a token (RFC 9110 5.6.2 tchar): method and header names. */
+const tokenByte = new Uint8Array(256);
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") {
+  tokenByte[c.charCodeAt(0)] = 1;
+}
+
+/** A byte shown in an error message: the character when printable, else its hex code. */
+function shown(c: number): string {
+  return c > 32 && c < 127 ? `'${String.fromCharCode(c)}'` : `0x${c.toString(16).padStart(2, "0")}`;
+}
+
+/** The error for byte `c` of the name of the header line at `pos`. */
+function nameError(buf: Uint8Array, pos: number, at: number): ProtocolError {
+  const c = buf[at];
+  if (c === 32 || c === 9) {
+    let p = at;
+    while (buf[p] === 32 || buf[p] === 9) p++;
+    if (buf[p] === 58) return new ProtocolError("header name: whitespace before the colon");
+  }
+  const name = text(buf, pos, at);
+  return new ProtocolError(
+    `header name${name === "" ? "" : ` "${name}…"`}: expected token characters, got ${shown(c)}`,
+  );
+}
+
+/** The error for the control character at `at` in the header line at `pos`. */
+function controlError(buf: Uint8Array, pos: number, at: number): ProtocolError {
+  let colon = pos;
+  while (colon < at && buf[colon] !== 58) colon++;
+  if (colon === at) return nameError(buf, pos, at);
+  const c = buf[at];
+  return new ProtocolError(
+    `header "${text(buf, pos, colon).toLowerCase()}": expected visible characters, spaces or ` +
+      `tabs in the value, got ${shown(c)}`,
+  );
+}
+
 /** Case-insensitive compare of `buf[p, p + name.length)` with a lower-case ASCII name. */
 function nameIs(buf: Uint8Array, p: number, name: string): boolean {
   for (let i = 0; i < name.length; i++) {
@@ -186,6 +232,24 @@ function sameOrText(previous: string, buf: Uint8Array, from: number, to: number)
 }
 
 /**
+ * Index of the line feed that ends the header line at `from`, like {@linkcode lineFeed}, and
+ * throws on a control character in the line other than HTAB or the CR before the LF: RFC 9110
+ * 5.5, CR, LF and NUL never pass in a value, and no other control is field content either.
+ * Checked in the loop that finds the line's end, so a valid line costs one compare per byte.
+ */
+function fieldLineFeed(buf: Uint8Array, from: number, end: number): number {
+  let lf = from;
+  for (; lf < end; lf++) {
+    const c = buf[lf];
+    if (c < 32 || c === 127) {
+      if (c === 10) return lf;
+      if (c !== 9 && !(c === 13 && buf[lf + 1] === 10)) throw controlError(buf, from, lf);
+    }
+  }
+  throw new ProtocolError("truncated head");
+}
+
+/**
  * Index of the first line feed in `buf[from, end)`; throws when the head ends without one. A
  * byte loop: lines are short, and `indexOf` on a typed array is a C++ builtin whose entry costs
  * more than the scan.
@@ -211,11 +275,19 @@ function version(buf: Uint8Array, p: number, limit: number): number {
   throw new ProtocolError("unsupported protocol version");
 }
 
+/**
+ * The method `buf[from, to)`, already checked to be a token; the usual ones without building a
+ * string. Every byte is compared: a `HEXX` taken for `HEAD` would make the proxy expect a
+ * response without a body, and read the upstream's body as the next response.
+ */
 function internMethod(buf: Uint8Array, from: number, to: number): string {
   const len = to - from;
   if (len === 3 && buf[from] === 71 && buf[from + 1] === 69 && buf[from + 2] === 84) return "GET";
-  if (len === 4 && buf[from] === 80 && buf[from + 1] === 79) return "POST";
-  if (len === 4 && buf[from] === 72 && buf[from + 1] === 69) return "HEAD";
+  if (len === 4 && buf[from + 3] === 84 && buf[from] === 80 && buf[from + 1] === 79) {
+    if (buf[from + 2] === 83) return "POST";
+  } else if (len === 4 && buf[from] === 72 && buf[from + 1] === 69) {
+    if (buf[from + 2] === 65 && buf[from + 3] === 68) return "HEAD";
+  }
   return text(buf, from, to);
 }
 
@@ -248,6 +320,22 @@ export function parseHead(
     }
     head.minor = version(buf, sp2 + 1, le);
     if (sp2 + 9 !== le) throw new ProtocolError("malformed request line");
+    for (let i = start; i < sp1; i++) {
+      if (tokenByte[buf[i]] === 0) {
+        throw new ProtocolError(`method: expected token characters, got ${shown(buf[i])}`);
+      }
+    }
+    if (sp2 - sp1 - 1 > maxTargetBytes) {
+      throw new ProtocolError(`request-target: longer than ${maxTargetBytes} bytes`, 414);
+    }
+    for (let i = sp1 + 1; i < sp2; i++) {
+      const c = buf[i];
+      if (c <= 32 || c >= 127) {
+        throw new ProtocolError(
+          `request-target: expected visible ASCII characters, got ${shown(c)}`,
+        );
+      }
+    }
     head.method = internMethod(buf, start, sp1);
     head.target = text(buf, sp1 + 1, sp2);
     head.status = 0;
@@ -258,6 +346,12 @@ export function parseHead(
     const d0 = buf[s] - 48, d1 = buf[s + 1] - 48, d2 = buf[s + 2] - 48;
     if (d0 < 1 || d0 > 9 || d1 < 0 || d1 > 9 || d2 < 0 || d2 > 9) {
       throw new ProtocolError("malformed status code");
+    }
+    for (let i = s + 3; i < le; i++) {
+      const c = buf[i];
+      if ((c < 32 && c !== 9) || c === 127) {
+        throw new ProtocolError(`reason phrase: expected visible characters, got ${shown(c)}`);
+      }
     }
     head.status = d0 * 100 + d1 * 10 + d2;
     head.method = "";
@@ -277,22 +371,30 @@ export function parseHead(
   let transferEncoding: string | null = null;
   let connection: string | null = null;
   let upgrade: string | null = null;
+  let hosts = 0;
   let count = 0;
   const { lineStart, lineEnd, nameEnd, kind } = head;
   let pos = lf + 1;
   for (;;) {
-    lf = lineFeed(buf, pos, end);
+    lf = fieldLineFeed(buf, pos, end);
     const lineEndAt = lf > pos && buf[lf - 1] === 13 ? lf - 1 : lf;
     if (lineEndAt === lf) head.bareLf = true;
     if (lineEndAt === pos) break;
     const first = buf[pos];
     if (first === 32 || first === 9) throw new ProtocolError("obsolete header line folding");
+    if (count === maxHeaderCount) {
+      throw new ProtocolError(`headers: more than ${maxHeaderCount} header lines`, 431);
+    }
     // Names are short: a byte loop finds the colon sooner than a builtin call would.
     let colon = pos;
-    while (colon < lineEndAt && buf[colon] !== 58) colon++;
-    if (colon === pos || colon >= lineEndAt) throw new ProtocolError("malformed header line");
-    const last = buf[colon - 1];
-    if (last === 32 || last === 9) throw new ProtocolError("whitespace before header colon");
+    for (; colon < lineEndAt; colon++) {
+      const c = buf[colon];
+      if (c === 58) break;
+      if (tokenByte[c] === 0) throw nameError(buf, pos, colon);
+    }
+    if (colon === pos || colon >= lineEndAt) {
+      throw new ProtocolError("header line: expected a name and a colon, got no colon");
+    }
     const k = classify(buf, pos, colon - pos);
     lineStart[count] = pos;
     lineEnd[count] = lineEndAt;
@@ -320,6 +422,10 @@ export function parseHead(
           break;
         }
         case Kind.Host:
+          // Two Host lines are read differently by different servers (first or last wins).
+          if (++hosts > 1 && isRequest) {
+            throw new ProtocolError("host: expected one Host header, got two or more");
+          }
           head.host = sameOrText(previousHost, buf, vs, ve);
           break;
         case Kind.XForwardedFor: {
@@ -388,6 +494,19 @@ export function parseHead(
   }
   head.contentLength = 0;
   if (transferEncoding !== null) {
+    if (isRequest) {
+      // RFC 9112 6.1 and 6.3: a server may refuse these, and must close the connection if it
+      // does not; refused like Envoy does by default, since a server behind that reads the
+      // other framing would take the rest of the body for a second request.
+      if (contentLength >= 0) {
+        throw new ProtocolError(
+          "content-length, transfer-encoding: expected one of them, got both",
+        );
+      }
+      if (head.minor === 0) {
+        throw new ProtocolError("transfer-encoding: expected HTTP/1.1, got HTTP/1.0");
+      }
+    }
     if (!/(^|,)\s*chunked\s*$/i.test(transferEncoding)) {
       if (isRequest) throw new ProtocolError("transfer-encoding without final chunked");
       head.framing = Framing.UntilClose;

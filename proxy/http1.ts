@@ -12,8 +12,20 @@
 import type { StreamConn } from "./io/net.ts";
 import { BufferPool } from "./buffers.ts";
 
-/** Largest request or response head accepted (Envoy's default max_request_headers_kb is 60). */
+/**
+ * Largest request or response head accepted (Envoy's default max_request_headers_kb is 60); a
+ * larger request head is answered 431.
+ */
 export const maxHeadBytes = 64 * 1024;
+
+/**
+ * Longest request-target accepted; a longer one is answered 414 (nginx's default
+ * large_client_header_buffers is 8k, and browsers and servers commonly cap URLs near it).
+ */
+export const maxTargetBytes = 8 * 1024;
+
+/** Most header lines in one head (Envoy's default max_headers_count); over it, 431. */
+export const maxHeaderCount = 100;
 
 /** Size of the per-connection read buffer; one read moves at most this much of a body. */
 export const readBufferBytes = 64 * 1024;
@@ -25,9 +37,29 @@ export const readBufferBytes = 64 * 1024;
 export const readBufferPool: BufferPool = new BufferPool(readBufferBytes, 64);
 const released = new Uint8Array(0);
 
-/** A protocol violation by the peer; the message is safe to show. */
+/**
+ * A protocol violation by the peer; the message is safe to show. `status` is what a request
+ * failing this way is answered with: 400, 414 (request-target too long) or 431 (head too
+ * large, too many header lines); local_reply.ts names the replies.
+ */
 export class ProtocolError extends Error {
   override name = "ProtocolError";
+  constructor(message: string, readonly status: 400 | 414 | 431 = 400) {
+    super(message);
+  }
+}
+
+/**
+ * The error for a head that outgrew {@linkcode maxHeadBytes} in `buf[start, end)`: 414 when
+ * its first line alone is longer than a request-target may be, else 431.
+ */
+function headTooLarge(buf: Uint8Array, start: number, end: number): ProtocolError {
+  let lf = start;
+  while (lf < end && buf[lf] !== 10) lf++;
+  if (lf - start > maxTargetBytes) {
+    return new ProtocolError(`request-target: longer than ${maxTargetBytes} bytes`, 414);
+  }
+  return new ProtocolError(`head: larger than ${maxHeadBytes} bytes`, 431);
 }
 
 /** Which side of a pump failed: "src" (read) or "dst" (write). */
@@ -90,7 +122,7 @@ export class ConnReader {
         this.end -= this.start;
         this.start = 0;
       } else {
-        throw new ProtocolError("message head too large");
+        throw headTooLarge(this.buf, this.start, this.end);
       }
     }
   }
@@ -131,7 +163,7 @@ export class ConnReader {
       return end;
     }
     this.#scanned = this.end - this.start;
-    if (this.buffered >= maxHeadBytes) throw new ProtocolError("message head too large");
+    if (this.buffered >= maxHeadBytes) throw headTooLarge(this.buf, this.start, this.end);
     if (++this.#headReads > 100_000) throw new ProtocolError("message head arrives too slowly");
     return -1;
   }
@@ -207,11 +239,25 @@ const enum ChunkState {
   DataCr,
   DataLf,
   Trailer,
+  TrailerLf,
+}
+
+/** `what`: expected `expected`, got byte `c` (shown in hex). */
+function chunkError(what: string, expected: string, c: number): ProtocolError {
+  return new ProtocolError(
+    `${what}: expected ${expected}, got 0x${c.toString(16).padStart(2, "0")}`,
+  );
+}
+
+/** A control character other than HTAB (or DEL): never valid in a chunk line or a trailer. */
+function isControl(c: number): boolean {
+  return (c < 32 && c !== 9) || c === 127;
 }
 
 /**
  * Finds where a chunked body ends without decoding it: bytes pass through verbatim. Strict
- * about the framing bytes so that a malformed body cannot smuggle a second message.
+ * about the framing bytes so that a malformed body cannot smuggle a second message: lines end
+ * in CR LF (no bare LF or CR), and no control character passes in an extension or a trailer.
  */
 export class ChunkedScanner {
   #state = ChunkState.Size;
@@ -246,25 +292,25 @@ export class ChunkedScanner {
           const c = buf[i++];
           const d = hexValue(c);
           if (d >= 0) {
-            if (++this.#digits > 12) throw new ProtocolError("chunk size too large");
+            if (++this.#digits > 12) {
+              throw new ProtocolError("chunk size: expected at most 12 hex digits, got more");
+            }
             this.#size = this.#size * 16 + d;
-          } else if (c === 59 /* ; */ || c === 32 || c === 9) {
-            if (this.#digits === 0) throw new ProtocolError("malformed chunk size");
-            this.#state = ChunkState.Extension;
-          } else if (c === 13) {
-            if (this.#digits === 0) throw new ProtocolError("malformed chunk size");
-            this.#state = ChunkState.SizeLf;
-          } else throw new ProtocolError("malformed chunk size");
+          } else if (this.#digits === 0) throw chunkError("chunk size", "a hex digit", c);
+          else if (c === 59 /* ; */ || c === 32 || c === 9) this.#state = ChunkState.Extension;
+          else if (c === 13) this.#state = ChunkState.SizeLf;
+          else throw chunkError("chunk size", "a hex digit, ';' or CR LF", c);
           continue;
         }
         case ChunkState.Extension: {
           const c = buf[i++];
           if (c === 13) this.#state = ChunkState.SizeLf;
-          else if (c === 10) throw new ProtocolError("bare LF in chunk extension");
+          else if (isControl(c)) throw chunkError("chunk extension", "no control character", c);
           continue;
         }
         case ChunkState.SizeLf: {
-          if (buf[i++] !== 10) throw new ProtocolError("malformed chunk line");
+          const c = buf[i++];
+          if (c !== 10) throw chunkError("chunk size line", "LF after CR", c);
           if (this.#size === 0) {
             this.#state = ChunkState.Trailer;
             this.#lineLength = 0;
@@ -276,25 +322,36 @@ export class ChunkedScanner {
           this.#digits = 0;
           continue;
         }
-        case ChunkState.DataCr:
-          if (buf[i++] !== 13) throw new ProtocolError("chunk data not followed by CRLF");
+        case ChunkState.DataCr: {
+          const c = buf[i++];
+          if (c !== 13) throw chunkError("chunk data", "CR LF after the chunk", c);
           this.#state = ChunkState.DataLf;
           continue;
-        case ChunkState.DataLf:
-          if (buf[i++] !== 10) throw new ProtocolError("chunk data not followed by CRLF");
+        }
+        case ChunkState.DataLf: {
+          const c = buf[i++];
+          if (c !== 10) throw chunkError("chunk data", "CR LF after the chunk", c);
           this.#state = ChunkState.Size;
           continue;
+        }
         case ChunkState.Trailer: {
           const c = buf[i++];
-          if (c === 10) {
-            if (this.#lineLength === 0) {
-              this.done = true;
-              return i;
-            }
-            this.#lineLength = 0;
-          } else if (c !== 13) {
-            if (++this.#lineLength > maxHeadBytes) throw new ProtocolError("trailer too large");
+          if (c === 13) this.#state = ChunkState.TrailerLf;
+          else if (isControl(c)) throw chunkError("trailer", "no control character", c);
+          else if (++this.#lineLength > maxHeadBytes) {
+            throw new ProtocolError(`trailer: longer than ${maxHeadBytes} bytes`);
           }
+          continue;
+        }
+        case ChunkState.TrailerLf: {
+          const c = buf[i++];
+          if (c !== 10) throw chunkError("trailer", "LF after CR", c);
+          if (this.#lineLength === 0) {
+            this.done = true;
+            return i;
+          }
+          this.#lineLength = 0;
+          this.#state = ChunkState.Trailer;
           continue;
         }
       }

@@ -180,6 +180,39 @@ Deno.test("ChunkedScanner rejects malformed framing", () => {
   }
 });
 
+Deno.test("ChunkedScanner names what it expected and got, and takes no bare LF or control", () => {
+  const cases: [string, string][] = [
+    ["zz\r\n", "chunk size: expected a hex digit, got 0x7a"],
+    ["4x\r\n", "chunk size: expected a hex digit, ';' or CR LF, got 0x78"],
+    ["4\nWiki\r\n", "chunk size: expected a hex digit, ';' or CR LF, got 0x0a"],
+    ["4\rWiki\r\n", "chunk size line: expected LF after CR, got 0x57"],
+    ["4;a\0\r\nWiki\r\n", "chunk extension: expected no control character, got 0x00"],
+    ["4;a\nWiki\r\n", "chunk extension: expected no control character, got 0x0a"],
+    ["4\r\nWiki\n", "chunk data: expected CR LF after the chunk, got 0x0a"],
+    ["0\r\nX: a\n\r\n", "trailer: expected no control character, got 0x0a"],
+    ["0\r\nX: a\rb\r\n\r\n", "trailer: expected LF after CR, got 0x62"],
+    ["0\r\nX: a\0\r\n\r\n", "trailer: expected no control character, got 0x00"],
+    ["0\r\n\n", "trailer: expected no control character, got 0x0a"],
+    ["1234567890abc\r\n", "chunk size: expected at most 12 hex digits"],
+  ];
+  for (const [body, message] of cases) {
+    try {
+      new ChunkedScanner().scan(bytes(body), 0, body.length);
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      if (!err.message.startsWith(message)) {
+        throw new Error(`${JSON.stringify(body)}: ${err.message}`);
+      }
+      assertEquals(err.status, 400);
+      continue;
+    }
+    throw new Error(`${JSON.stringify(body)}: accepted`);
+  }
+  const s = new ChunkedScanner();
+  const ok = '4;a="b c"\tx\r\nWiki\r\n0\r\nX: a\tb\r\n\r\n';
+  assertEquals([s.scan(bytes(ok), 0, ok.length), s.done], [ok.length, true]);
+});
+
 Deno.test("hostKey lower-cases and strips the port", () => {
   assertEquals(hostKey("Reviews:9080"), "reviews");
   assertEquals(hostKey("reviews"), "reviews");

@@ -4,7 +4,7 @@
  * `{"error":"...","flag":"NR"}` and the flag in header `x-weft-flag`, so a caller (and the
  * access log) can tell a proxy decision from an upstream answer.
  */
-import { encoder } from "./http1.ts";
+import { encoder, ProtocolError } from "./http1.ts";
 
 /** Envoy response flags used by Weft; "-" means none. */
 export type ResponseFlag =
@@ -62,8 +62,10 @@ const statusText: Record<number, string> = {
   404: "Not Found",
   408: "Request Timeout",
   409: "Conflict",
+  414: "URI Too Long",
   418: "I'm a teapot",
   429: "Too Many Requests",
+  431: "Request Header Fields Too Large",
   500: "Internal Server Error",
   501: "Not Implemented",
   502: "Bad Gateway",
@@ -112,9 +114,14 @@ export function faultAbortReply(status: number): LocalReply {
   return r;
 }
 
-/** A request the downstream codec could not parse: 400 DPE with the parser's reason. */
-export function malformedRequestReply(reason: string): LocalReply {
-  return reply(400, "DPE", reason);
+/**
+ * A request the downstream codec refused, flagged DPE with the parser's reason: 414 for a
+ * request-target over its limit, 431 for a head too large or with too many header lines
+ * (the status a {@linkcode ProtocolError} carries), 400 for anything else malformed.
+ */
+export function malformedRequestReply(error: Error): LocalReply {
+  const status = error instanceof ProtocolError ? error.status : 400;
+  return reply(status, "DPE", error.message);
 }
 
 /** A raw TCP service asked for with something else than its upgrade. */

@@ -123,7 +123,7 @@ class Http1Session extends Exchange {
         } catch (err) {
           if (err instanceof ProtocolError) {
             this.begin(ctx.clock.now());
-            await this.reply(malformedRequestReply(err.message), true).catch(() => {});
+            await this.reply(malformedRequestReply(err), true).catch(() => {});
             this.#finish();
           }
           break;
@@ -132,12 +132,12 @@ class Http1Session extends Exchange {
         this.tracked.idle = false;
         this.begin(ctx.clock.now());
         const reader = this.reader;
-        let parseError: string | null = null;
+        let parseError: Error | null = null;
         try {
           parseHead(reader.buf, reader.start, headEnd, this.req, true);
           reader.start = headEnd;
         } catch (err) {
-          parseError = (err as Error).message;
+          parseError = err as Error;
         }
         if (parseError !== null) {
           await this.reply(malformedRequestReply(parseError), true).catch(() => {});
