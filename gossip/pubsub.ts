@@ -89,6 +89,8 @@ export interface ReplicatorCounters {
   syncs: number;
   syncFailures: number;
   rejectedSync: number;
+  /** Entries of sync batches refused one by one (the rest of their batch merged). */
+  rejectedSyncEntries: number;
 }
 
 type ByteChunk = { subarray(): Uint8Array };
@@ -139,6 +141,28 @@ function decodeEntries(raw: unknown): ReplicatedEntry[] {
   return raw.map(decodeEntry);
 }
 
+/**
+ * The entries of a sync batch that decode, and what was wrong with the others. A sync carries
+ * a peer's whole difference: one entry this node refuses (an older peer may hold one over
+ * today's limits) must not stop every other entry from converging, nor fail every later sync.
+ */
+export function decodeSyncEntries(
+  raw: unknown,
+): { entries: ReplicatedEntry[]; refused: string[] } {
+  if (!Array.isArray(raw)) throw new DecodeError("Entries are not an array");
+  const entries: ReplicatedEntry[] = [];
+  const refused: string[] = [];
+  for (const item of raw) {
+    try {
+      entries.push(decodeEntry(item));
+    } catch (err) {
+      if (!(err instanceof DecodeError)) throw err;
+      refused.push(err.message);
+    }
+  }
+  return { entries, refused };
+}
+
 /** Decodes a policy topic message; throws DecodeError for anything malformed. */
 export function decodeChangeMessage(bytes: Uint8Array): ReplicatedEntry[] {
   const { type, body } = decodeEnvelope(bytes, wireVersion);
@@ -185,6 +209,7 @@ export class PolicyReplicator {
     syncs: 0,
     syncFailures: 0,
     rejectedSync: 0,
+    rejectedSyncEntries: 0,
   };
   readonly #node: Node;
   readonly #store: ReplicatedStore;
@@ -431,7 +456,7 @@ export class PolicyReplicator {
           throw new DecodeError("Unexpected sync response");
         }
         const body = resp.body as { entries?: unknown; want?: unknown };
-        const entries = decodeEntries(body.entries);
+        const entries = this.#syncEntries(body.entries);
         const want = Array.isArray(body.want) ? body.want.filter((k) => typeof k === "string") : [];
         const push: ReplicatedEntry[] = [];
         for (const key of want) {
@@ -457,6 +482,17 @@ export class PolicyReplicator {
     }
   }
 
+  /** A sync batch's valid entries; the refused ones are counted and logged, each once. */
+  #syncEntries(raw: unknown): ReplicatedEntry[] {
+    const { entries, refused } = decodeSyncEntries(raw);
+    for (const reason of refused) {
+      this.counters.rejectedSyncEntries++;
+      this.#metrics.syncs.with({ result: "entry_refused" }).inc();
+      this.#log.warn("replicated policy entry refused", { reason });
+    }
+    return entries;
+  }
+
   async #serveSync(
     stream: Parameters<Parameters<Node["handle"]>[1]>[0],
   ): Promise<void> {
@@ -478,7 +514,7 @@ export class PolicyReplicator {
       })));
       const push = decodeEnvelope(await reader.next(), wireVersion);
       if (push.type !== msgSyncPush) throw new DecodeError("Unexpected sync push");
-      const entries = decodeEntries(push.body);
+      const entries = this.#syncEntries(push.body);
       await this.#store.merge(entries);
       stream.send(frame(encodeEnvelope(wireVersion, msgSyncAck, null)));
       await stream.close();

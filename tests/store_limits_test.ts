@@ -25,6 +25,7 @@ import {
   type ReplicatedEntry,
 } from "../lib/store/store.ts";
 import { serviceEntry } from "./support/store.ts";
+import { decodeSyncEntries } from "../gossip/pubsub.ts";
 
 function capturingLogger(): { log: Logger; lines: string[] } {
   const lines: string[] = [];
@@ -205,4 +206,17 @@ Deno.test("restart: an invalid stored entry is quarantined and the node starts w
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("replication: a sync batch merges its valid entries when one is refused", () => {
+  const batch = [
+    encodeEntry(remote(serviceEntry("a"))),
+    encodeEntry(remote(manyHosts("big", 1001))),
+    encodeEntry(remote(serviceEntry("b"))),
+  ];
+  const { entries, refused } = decodeSyncEntries(batch);
+  assert.deepEqual(entries.map((e) => e.key), ["ServiceEntry/default/a", "ServiceEntry/default/b"]);
+  assert.equal(refused.length, 1);
+  assert(refused[0].includes("spec.hosts: at most 1000 hosts per resource, got 1001"), refused[0]);
+  assert.throws(() => decodeSyncEntries({ not: "a list" }), DecodeError);
 });
