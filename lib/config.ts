@@ -81,6 +81,30 @@ export const proxyTuningSchema = z.object({
   /** Time given to requests in flight when the node stops. */
   drainTimeoutMs: z.number().int().min(0).default(5000),
   /**
+   * From accept (first request) or a request's first byte until its head is complete; then
+   * 408 and close. A client writes a head in one go, so 10 s is generous even on a bad link,
+   * and bounds how long a slowloris connection is held (nginx: 60 s). 0 turns it off.
+   */
+  requestHeadersTimeoutMs: z.number().int().min(0).default(10_000),
+  /**
+   * A keep-alive client connection with no request in progress is closed after this, silently.
+   * 60 s keeps the connections of applications that send every few seconds and frees those of
+   * gone ones; below nginx's 75 s keepalive_timeout, far below Envoy's 1 h. 0 turns it off.
+   */
+  downstreamIdleTimeoutMs: z.number().int().min(0).default(60_000),
+  /**
+   * While a request body is read: no byte from the client for this long ends the request
+   * (408 when no response went out yet, else close). A sending client stalls seconds, not
+   * half a minute; nginx's client_body_timeout is 60 s. 0 turns it off.
+   */
+  requestBodyTimeoutMs: z.number().int().min(0).default(30_000),
+  /**
+   * Open client connections per listener; one more is closed at once on accept. Each costs a
+   * session and a 64 KiB read buffer (about 100 KiB), so 10,000 bound a listener at about
+   * 1 GiB and stay under the usual 65,536 file descriptors. 0: no limit.
+   */
+  maxDownstreamConnections: z.number().int().min(0).default(10_000),
+  /**
    * Socket backend of the data plane: "deno" (Deno's sockets, everywhere), "epoll" (Linux
    * x86_64/aarch64 with the FFI permission; faster under load, but its idle wait costs a
    * worker-thread hand-off, so it is the dearer one at light load), "uring" (epoll with reads,

@@ -52,3 +52,22 @@ Deno.test("service specs parse name, port, protocol and labels", () => {
   assertEquals(typeof parseServiceSpec("reviews=80,protocol=smtp"), "string");
   assertEquals(typeof parseServiceSpec("Bad_Name=80"), "string");
 });
+
+Deno.test("downstream timeouts and the connection limit have defaults and name a bad value", () => {
+  const p = parseNodeConfig({}).proxy;
+  assertEquals(
+    [
+      p.requestHeadersTimeoutMs,
+      p.downstreamIdleTimeoutMs,
+      p.requestBodyTimeoutMs,
+      p.maxDownstreamConnections,
+    ],
+    [10_000, 60_000, 30_000, 10_000],
+  );
+  const err = assertThrows(
+    () => parseNodeConfig({ proxy: { requestBodyTimeoutMs: -1 } }),
+    UserError,
+  );
+  assertEquals(err.message.startsWith("config: proxy.requestBodyTimeoutMs: "), true, err.message);
+  assertEquals(/>=\s*0/.test(err.message), true, err.message);
+});

@@ -72,6 +72,12 @@ export class PipeError extends Error {
 
 export const encoder = new TextEncoder();
 
+/** Told when a {@linkcode ConnReader.fill} starts and ends (the request body timeout). */
+export interface ReadWatch {
+  reading(): void;
+  read(): void;
+}
+
 /**
  * A socket with a read buffer. `buf[start, end)` holds bytes read but not consumed yet; a pump
  * or parser advances `start`.
@@ -80,6 +86,8 @@ export class ConnReader {
   buf: Uint8Array;
   start = 0;
   end = 0;
+  /** Told about every {@linkcode fill} (not the head reads), when set. */
+  watch: ReadWatch | null = null;
 
   constructor(readonly conn: StreamConn, size = readBufferBytes) {
     this.buf = size === readBufferBytes ? readBufferPool.take() : new Uint8Array(size);
@@ -103,8 +111,11 @@ export class ConnReader {
   fill(): Promise<boolean> {
     this.#makeRoom();
     const end = this.end;
+    const watch = this.watch;
+    if (watch !== null) watch.reading();
     // Reading into the whole buffer (the common case) spares a view allocation.
     return this.conn.read(end === 0 ? this.buf : this.buf.subarray(end)).then((n) => {
+      if (watch !== null) watch.read();
       if (n === null) return false;
       this.end += n;
       return true;

@@ -33,6 +33,15 @@ class AcceptedConnection implements TrackedConnection, DenseSetMember {
 /** Serves one connection until it ends; must not throw. */
 export type ConnectionHandler = (tracked: TrackedConnection) => Promise<void>;
 
+/**
+ * A bound on a listener's open connections: `max()` is read at each accept (0: none), and a
+ * connection accepted over it is closed at once and told to `refused()`.
+ */
+export interface ConnectionLimit {
+  max(): number;
+  refused(): void;
+}
+
 /** A bound TCP listener with its accept loop. */
 export class TcpListener {
   readonly #listener: StreamListener;
@@ -49,6 +58,7 @@ export class TcpListener {
     readonly handler: ConnectionHandler,
     /** Times the drain (the proxy's clock, so tests can move it). */
     readonly clock: Clock = realClock,
+    readonly limit: ConnectionLimit | null = null,
   ) {
     this.#listener = network.listen(addr);
     this.addr = this.#listener.addr;
@@ -65,6 +75,17 @@ export class TcpListener {
         // Transient accept failures (EMFILE, aborted handshakes) must not stop the listener.
         await new Promise((r) => setTimeout(r, 10));
         continue;
+      }
+      const limit = this.limit;
+      if (limit !== null) {
+        const max = limit.max();
+        if (max > 0 && this.#connections.size >= max) {
+          // Over the limit: closed before a byte is read, the cheapest answer there is
+          // (Envoy's max_downstream_connections does the same).
+          closeQuietly(conn);
+          limit.refused();
+          continue;
+        }
       }
       try {
         conn.setNoDelay(true);

@@ -103,6 +103,10 @@ export const replies = Object.freeze({
   terminated: reply(502, "UC", "upstream connection terminated"),
   reset: reply(502, "UR", "upstream reset"),
   protocolError: reply(502, "UPE", "upstream protocol error"),
+  /** The client did not complete a request head within `requestHeadersTimeoutMs`. */
+  headersTimeout: reply(408, "DC", "request headers timeout"),
+  /** The client sent no request body byte for `requestBodyTimeoutMs`. */
+  bodyTimeout: reply(408, "DC", "request body timeout"),
 });
 
 const faultAborts = new Map<number, LocalReply>();

@@ -269,11 +269,22 @@ export class Proxy {
     };
     this.#contexts.push(ctx);
     const accepted = this.#metrics.downstreamOpened.with({ listener: kind });
+    const refused = this.#metrics.downstreamRefused.with({ listener: kind });
+    const limit = {
+      max: () => this.#snapshot.tuning.maxDownstreamConnections,
+      refused: () => refused.inc(),
+    };
     try {
-      return new TcpListener(this.#network, addr, (tracked) => {
-        accepted.inc();
-        return serveHttp1(tracked, ctx);
-      }, this.#clock);
+      return new TcpListener(
+        this.#network,
+        addr,
+        (tracked) => {
+          accepted.inc();
+          return serveHttp1(tracked, ctx);
+        },
+        this.#clock,
+        limit,
+      );
     } catch (err) {
       throw new ListenError(
         `${kind} listener`,

@@ -27,6 +27,7 @@ import {
   pumpUntilClose,
   writeAll,
 } from "./http1.ts";
+import { BodyWatch, countTimeout, Phase } from "./downstream_timeouts.ts";
 import { Exchange, headBuffers, type ProxyContext } from "./exchange.ts";
 import { type Head, parseHead } from "./head.ts";
 import { copyLines, type HeadWriter, keepResponseLine } from "./head_writer.ts";
@@ -37,6 +38,7 @@ import {
   type LocalReply,
   localReplyBytes,
   malformedRequestReply,
+  replies,
   type ResponseFlag,
 } from "./local_reply.ts";
 import type { UpstreamConnection } from "./pool.ts";
@@ -45,6 +47,9 @@ import type { RouteStats } from "./stats.ts";
 import { joinConnections, tcpIdleTimeoutMs, tcpUpgradeProtocol } from "./tcp.ts";
 import { streamFailureFlag } from "./upstream_failure.ts";
 
+const closing = (r: LocalReply) => localReplyBytes(r.status, r.flag, r.message, true);
+const headersTimeoutBytes = closing(replies.headersTimeout);
+const bodyTimeoutBytes = closing(replies.bodyTimeout);
 /** Largest response body sent in the same write as its head. */
 const inlineBodyBytes = 16 * 1024;
 const http11 = new TextEncoder().encode("HTTP/1.1");
@@ -79,6 +84,11 @@ class Http1Session extends Exchange {
   tracked!: TrackedConnection;
   /** Stats of the cluster of this connection's last request. */
   stats: RouteStats | null = null;
+  /** What `deadline` is for. */
+  phase: Phase = Phase.Head;
+  readonly bodyWatch: BodyWatch = new BodyWatch(this);
+  /** When the last request finished (the idle timeout counts from there). */
+  finishedAt = 0;
 
   constructor(tracked: TrackedConnection, ctx: ProxyContext) {
     super();
@@ -102,15 +112,60 @@ class Http1Session extends Exchange {
     }
     this.stats = null;
     this.deadline = 0;
+    this.reader.watch = this.bodyWatch;
+    this.bodyWatch.deadline = 0;
+    this.phase = Phase.Head;
+    this.finishedAt = ctx.clock.now();
+  }
+
+  /** Enters `phase` with its deadline `ms` after `from` (0 ms: none). */
+  #await(phase: Phase, ms: number, from: number): void {
+    this.phase = phase;
+    this.deadline = ms > 0 ? from + ms : 0;
+    if (ms > 0) this.ctx.deadlines.arm(this.deadline);
+  }
+
+  /** Route or per-try timeout while routed; else the idle (close) or head (408) timeout. */
+  override expire(): void {
+    const phase = this.phase;
+    if (phase === Phase.Route) return super.expire();
+    if (phase === Phase.Closing) return;
+    this.phase = Phase.Closing;
+    const conn = this.conn;
+    countTimeout(this.ctx, phase === Phase.Idle ? "idle" : "request_headers");
+    if (phase === Phase.Idle) closeQuietly(conn);
+    else writeAll(conn, headersTimeoutBytes).catch(() => {}).finally(() => closeQuietly(conn));
+  }
+
+  /** The body stopped coming: 408 unless a response head went out, then close (see BodyWatch). */
+  expireBody(): void {
+    if (this.reqBodyDone || this.phase !== Phase.Route) return;
+    this.phase = Phase.Closing;
+    countTimeout(this.ctx, "request_body");
+    this.upstream?.close();
+    this.pending?.cancel();
+    const conn = this.conn;
+    if (this.headSent) return closeQuietly(conn);
+    this.headSent = true;
+    this.status = replies.bodyTimeout.status;
+    this.flag = replies.bodyTimeout.flag;
+    writeAll(conn, bodyTimeoutBytes).catch(() => {}).finally(() => closeQuietly(conn));
   }
 
   async run(): Promise<void> {
     const ctx = this.ctx;
     ctx.deadlines.track(this);
+    ctx.deadlines.track(this.bodyWatch);
     try {
       for (;;) {
         this.tracked.idle = true;
         if (ctx.draining) break;
+        // A head is timed from accept (first request) or the previous request's end (pipelined);
+        // otherwise the connection is idle until a byte comes.
+        const tuning = ctx.snapshot().tuning;
+        if (this.phase === Phase.Head || this.reader.buffered > 0) {
+          this.#await(Phase.Head, tuning.requestHeadersTimeoutMs, this.finishedAt);
+        } else this.#await(Phase.Idle, tuning.downstreamIdleTimeoutMs, this.finishedAt);
         let headEnd: number;
         try {
           // ConnReader.readHeadEnd inlined: no async frame of its own per request.
@@ -119,16 +174,22 @@ class Http1Session extends Exchange {
           while (headEnd < 0) {
             if (!reader.received(await this.conn.read(reader.space()))) break;
             headEnd = reader.headEnd();
+            if (headEnd < 0 && this.phase === Phase.Idle) {
+              this.#await(Phase.Head, tuning.requestHeadersTimeoutMs, ctx.clock.now());
+            }
           }
         } catch (err) {
-          if (err instanceof ProtocolError) {
+          if (err instanceof ProtocolError && this.phase !== Phase.Closing) {
+            this.phase = Phase.Route;
             this.begin(ctx.clock.now());
             await this.reply(malformedRequestReply(err), true).catch(() => {});
             this.#finish();
           }
           break;
         }
-        if (headEnd < 0) break;
+        if (headEnd < 0 || this.phase === Phase.Closing) break;
+        this.phase = Phase.Route;
+        this.deadline = 0;
         this.tracked.idle = false;
         this.begin(ctx.clock.now());
         const reader = this.reader;
@@ -165,6 +226,7 @@ class Http1Session extends Exchange {
       ctx.logger.debug("connection handler failed", { error: String(err) });
     } finally {
       ctx.deadlines.untrack(this);
+      ctx.deadlines.untrack(this.bodyWatch);
       closeQuietly(this.conn);
       // A request body still being pumped may have a read pending into the read buffer, and
       // it still uses this session (the body pump's failure leaves the flag unset): only then
@@ -181,7 +243,8 @@ class Http1Session extends Exchange {
   #finish(): void {
     const ctx = this.ctx;
     finishConcrete(this);
-    const durationMs = (this.ended > 0 ? this.ended : ctx.clock.now()) - this.started;
+    const end = this.finishedAt = this.ended > 0 ? this.ended : ctx.clock.now();
+    const durationMs = end - this.started;
     // Requests on a connection usually go to one cluster: skip the map lookup then.
     let stats = this.stats;
     if (stats === null || stats.cluster !== this.clusterName) {

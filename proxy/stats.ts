@@ -94,6 +94,10 @@ export class ProxyMetrics {
   readonly upstreamOpened: Counter;
   readonly active: Gauge;
   readonly downstreamOpened: Counter;
+  /** Client connections ended by a downstream timeout, by listener and kind. */
+  readonly downstreamTimeouts: Counter;
+  /** Client connections closed on accept because the listener was full. */
+  readonly downstreamRefused: Counter;
   readonly #outboundStats = new Map<string, RouteStats>();
   readonly #inboundStats = new Map<string, RouteStats>();
   readonly activeOutbound: GaugeChild;
@@ -119,6 +123,15 @@ export class ProxyMetrics {
     this.downstreamOpened = registry.counter(
       "weft_downstream_connections_accepted_total",
       "TCP connections accepted by the proxy listeners.",
+    );
+    this.downstreamTimeouts = registry.counter(
+      "weft_downstream_timeouts_total",
+      "Client connections ended by a downstream timeout, by listener and kind " +
+        "(request_headers, idle, request_body).",
+    );
+    this.downstreamRefused = registry.counter(
+      "weft_downstream_connections_refused_total",
+      "Client connections closed on accept: the listener had maxDownstreamConnections open.",
     );
     this.active = registry.gauge("weft_active_requests", "Requests in flight, by listener.");
     this.activeOutbound = this.active.with({ listener: "outbound" });

@@ -33,6 +33,10 @@ export function testTuning(overrides: Partial<ProxyTuning> = {}): ProxyTuning {
     upstreamIdleTimeoutMs: 60_000,
     maxIdlePerEndpoint: 128,
     drainTimeoutMs: 1000,
+    requestHeadersTimeoutMs: 10_000,
+    downstreamIdleTimeoutMs: 60_000,
+    requestBodyTimeoutMs: 30_000,
+    maxDownstreamConnections: 10_000,
     network: "deno",
     ...overrides,
   };
@@ -152,12 +156,15 @@ export interface RawUpstream {
   readonly connections: number;
   /** TCP connections open now. */
   readonly open: number;
+  /** Every byte received so far, on all connections, as text. */
+  readonly received: string;
   close(): Promise<void>;
 }
 
 /**
  * Starts a raw HTTP/1.1 upstream that counts TCP connections (Deno.serve hides them). It
- * answers each request head with `reply` and ignores request bodies (tests send none).
+ * answers each request head with `reply` (nothing when it is "", so the request stays busy)
+ * and does not frame request bodies (tests send none, or only look at `received`).
  */
 export function startRawUpstream(
   reply: (n: number) => string = (n) =>
@@ -168,6 +175,7 @@ export function startRawUpstream(
   const tasks = new Set<Promise<void>>();
   let connections = 0;
   let served = 0;
+  let received = "";
   const encoder = new TextEncoder();
   const serve = async (conn: Deno.Conn) => {
     const buf = new Uint8Array(65536);
@@ -176,12 +184,15 @@ export function startRawUpstream(
       for (;;) {
         const n = await conn.read(buf);
         if (n === null) break;
-        pending += new TextDecoder().decode(buf.subarray(0, n));
+        const text = new TextDecoder().decode(buf.subarray(0, n));
+        received += text;
+        pending += text;
         let end: number;
         while ((end = pending.indexOf("\r\n\r\n")) >= 0) {
           pending = pending.slice(end + 4);
           served++;
-          await conn.write(encoder.encode(reply(served)));
+          const answer = reply(served);
+          if (answer !== "") await conn.write(encoder.encode(answer));
         }
       }
     } catch {
@@ -217,6 +228,9 @@ export function startRawUpstream(
     },
     get open() {
       return conns.size;
+    },
+    get received() {
+      return received;
     },
     async close() {
       listener.close();
