@@ -143,7 +143,8 @@ Deno.test("a small request body is resent on retry", async () => {
   });
 });
 
-Deno.test("connect failures are retried on another endpoint only with a matching retryOn", async () => {
+/** A backend answering "good", and one on a port nothing listens on (connect refused). */
+async function goodAndDead(): Promise<{ good: Backend; dead: Backend; deadPort: number }> {
   const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const deadPort = closed.addr.port;
   closed.close();
@@ -154,6 +155,11 @@ Deno.test("connect failures are retried on another endpoint only with a matching
     addr: { hostname: "127.0.0.1", port: deadPort },
     close: () => Promise.resolve(),
   };
+  return { good, dead, deadPort };
+}
+
+Deno.test("connect failures are retried on another endpoint only with a matching retryOn", async () => {
+  const { good, dead } = await goodAndDead();
   await withApi(retries(2, "connect-failure"), { up: [good, dead] }, async (client, p) => {
     for (let i = 0; i < 6; i++) assertEquals((await client.request(get("api"))).body, "good");
     assert(p.log.every((e) => e.status === 200), "every request succeeded");
@@ -420,16 +426,7 @@ Deno.test("mirrorPercentage mirrors about that share of requests", async () => {
 });
 
 Deno.test("retries go to endpoints not tried yet: with one of two endpoints dead, none fails", async () => {
-  const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const deadPort = closed.addr.port;
-  closed.close();
-  const good = await backend("good");
-  const dead: Backend = {
-    ...good,
-    name: "dead",
-    addr: { hostname: "127.0.0.1", port: deadPort },
-    close: () => Promise.resolve(),
-  };
+  const { good, dead, deadPort } = await goodAndDead();
   // A random balancer picks the dead endpoint for half the tries: without the previous-hosts
   // rule, one request in sixteen spends all four tries on it.
   const yaml = vs(retries(3, "connect-failure,reset,503")) + `
