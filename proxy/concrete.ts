@@ -25,7 +25,13 @@ import { Framing } from "./http1.ts";
 import { replies } from "./local_reply.ts";
 import { mirrorHeadText, withBody } from "./filters/mirror.ts";
 import { headValue } from "./filters/request_view.ts";
-import { retryBackoffMs, tryDeadline } from "./filters/retry.ts";
+import {
+  CONNECT_FAILURE,
+  RESET,
+  retryBackoffMs,
+  tryDeadline,
+  type TryResult,
+} from "./filters/retry.ts";
 import { releaseBreaker, releasePick, releaseTry, reportTry, startRetry } from "./outcome.ts";
 import { RetryVerdict } from "./retry_state.ts";
 import { timedOutTry } from "./upstream_failure.ts";
@@ -41,6 +47,20 @@ const maxHeldBodyBytes = 16 * 1024;
  */
 const retryHostSelectionAttempts = 5;
 const putBack: PickOutcome = { latencyMs: 0, ok: true };
+
+/**
+ * The failure a 5xx from another node's inbound listener reports when that node's proxy made
+ * it (`x-weft-flag`): it could not connect to the instance (UF), or the instance reset or
+ * closed the exchange (UR, UC). For retries this is the failure this node would have met
+ * reaching the instance itself, so `connect-failure` and `reset` cover it.
+ */
+function peerFailure(x: Exchange, endpoint: EndpointConfig): TryResult | null {
+  if (!endpoint.viaInbound || x.res.status < 500 || x.retries.policy === undefined) return null;
+  const flag = headValue(x.res, "x-weft-flag");
+  if (flag === "UF") return CONNECT_FAILURE;
+  if (flag === "UR" || flag === "UC") return RESET;
+  return null;
+}
 
 /** An endpoint for the next try, avoiding those the request already tried while it can. */
 function pickForRetry(x: Exchange, state: ClusterState): EndpointConfig | undefined {
@@ -257,7 +277,7 @@ async function exchange(
         reportTry(x, endpoint, null);
         // Once the client has seen an interim answer, this exchange is not tried again.
         if (x.interimRelayed) retries.stop();
-        const verdict = retries.afterResponse(x.res.status);
+        const verdict = retries.afterResponse(x.res.status, peerFailure(x, endpoint));
         if (verdict === RetryVerdict.Relay) break;
         if (verdict === RetryVerdict.RelayExhausted) {
           x.flag = "URX";

@@ -50,12 +50,19 @@ export class RetryState {
     this.policy = undefined;
   }
 
-  /** After a try that got a response head with `status`. */
-  afterResponse(status: number): RetryVerdict {
+  /**
+   * After a try that got a response head with `status`. `standsFor` is the failure the answer
+   * reports when another node's proxy made it (its inbound listener could not reach the
+   * instance): retried under that failure's conditions too, as if this node had met it.
+   */
+  afterResponse(status: number, standsFor: TryResult | null = null): RetryVerdict {
     const policy = this.policy;
     if (policy === undefined) return RetryVerdict.Relay;
     statusResult.status = status;
-    if (!retriableResult(policy, statusResult)) return RetryVerdict.Relay;
+    if (
+      !retriableResult(policy, statusResult) &&
+      (standsFor === null || !retriableResult(policy, standsFor))
+    ) return RetryVerdict.Relay;
     return this.tryIndex >= policy.attempts ? RetryVerdict.RelayExhausted : RetryVerdict.Retry;
   }
 

@@ -63,3 +63,14 @@ Deno.test("a stopped state retries nothing, and start resets the count", () => {
   assertEquals(state.tryIndex, 0);
   assertEquals(state.afterResponse(503), RetryVerdict.Retry);
 });
+
+Deno.test("a peer's failure reply is retried under the failure it reports as well as its status", () => {
+  const state = new RetryState();
+  state.start({ ...twoRetriesOn5xx, retryOn: ["connect-failure", "reset"] });
+  assertEquals(state.afterResponse(502), RetryVerdict.Relay, "a plain 502 under connect-failure");
+  assertEquals(state.afterResponse(502, CONNECT_FAILURE), RetryVerdict.Retry, "a peer's 502 UF");
+  assertEquals(state.afterResponse(502, RESET), RetryVerdict.Retry, "a peer's 502 UR");
+  state.next();
+  state.next();
+  assertEquals(state.afterResponse(502, RESET), RetryVerdict.RelayExhausted);
+});

@@ -2,9 +2,11 @@
  * @module
  * Issue 16, item 5 end to end: two real agents, each advertising one `web` instance that runs
  * as a process of its own, and a VirtualService retrying `connect-failure,reset,503`. Under
- * load through node `ra`'s outbound, `ra`'s local instance is killed with `kill -9`; no health
- * check or gossip removes it, so the catalog keeps listing the dead endpoint, and every
- * request must still succeed: a retry goes to the endpoint it has not tried yet.
+ * load through node `ra`'s outbound, one instance is killed with `kill -9` — `ra`'s own, or
+ * `rb`'s, which `ra` reaches through `rb`'s inbound listener; no health check or gossip
+ * removes it, so the catalog keeps listing the dead endpoint, and every request must still
+ * succeed: a retry goes to the endpoint it has not tried yet, and a peer's own failure reply
+ * counts as the failure it reports.
  */
 import { assert, assertEquals, eventually } from "./support/assert.ts";
 import { type AgentProcess, startAgent } from "./support/agent_process.ts";
@@ -29,7 +31,12 @@ interface Services {
   services: { name: string; endpoints: unknown[] }[];
 }
 
-Deno.test("kill -9 of one of two web instances under load: retries reach the other, none fails", async () => {
+/**
+ * Two agents with a `web` instance each, load through `ra`, then a kill -9 of `ra`'s own
+ * instance (`remote` false) or of `rb`'s (true, reached through `rb`'s inbound listener, which
+ * answers 502 UF or UR for it): no request may fail.
+ */
+async function killUnderLoad(remote: boolean): Promise<void> {
   const root = await Deno.makeTempDir({ prefix: "weft-retrykill-" });
   const upstreams: DemoProcess[] = [];
   const agents: AgentProcess[] = [];
@@ -38,6 +45,7 @@ Deno.test("kill -9 of one of two web instances under load: retries reach the oth
       ...await Promise.all([startDemoProcess("web", "web-a"), startDemoProcess("web", "web-b")]),
     );
     const [webA, webB] = upstreams;
+    const victim = remote ? webB : webA;
     const args = ["--gossip-profile", "local"];
     agents.push(
       await startAgent({
@@ -117,7 +125,7 @@ Deno.test("kill -9 of one of two web instances under load: retries reach the oth
         10,
       );
       killed = true;
-      await webA.kill();
+      await victim.kill();
       stopAt = performance.now() + afterKillMs;
     } finally {
       if (!killed) stopAt = 0;
@@ -126,7 +134,7 @@ Deno.test("kill -9 of one of two web instances under load: retries reach the oth
 
     const served = Object.values(after).reduce((s, n) => s + n, 0);
     assertEquals(failures.length, 0, `failed requests after the kill: ${failures.slice(0, 10)}`);
-    assertEquals(after["web-a"] ?? 0, 0, "no answer from the killed instance");
+    assertEquals(after[victim.instance] ?? 0, 0, "no answer from the killed instance");
     assert(served >= 50, `load kept up after the kill: ${served} requests served`);
     // The dead instance was still a balancer endpoint all along: nothing removed it.
     assertEquals(await webEndpoints(), 2, "ra still lists the killed instance");
@@ -135,4 +143,10 @@ Deno.test("kill -9 of one of two web instances under load: retries reach the oth
     await Promise.all(agents.map((x) => x.kill()));
     await Deno.remove(root, { recursive: true });
   }
-});
+}
+
+Deno.test("kill -9 of the caller node's web instance under load: retries reach the other, none fails", () =>
+  killUnderLoad(false));
+
+Deno.test("kill -9 of a peer node's web instance under load: the peer's 502 UF/UR is retried as the failure it stands for, none fails", () =>
+  killUnderLoad(true));

@@ -13,6 +13,8 @@ const upstreamTs = new URL("../../demo/upstream.ts", import.meta.url).pathname;
 export interface DemoProcess {
   pid: number;
   port: number;
+  /** The instance name it answers with. */
+  instance: string;
   /** SIGKILL (`kill -9`) and wait for the exit; safe to call again. */
   kill(): Promise<void>;
 }
@@ -54,7 +56,7 @@ export async function startDemoProcess(
     if (!(port > 0)) throw new Error(`${instance}: no port in ${JSON.stringify(text)}`);
     // Nothing else is printed; the stream is dropped so the process holds no reader of ours.
     await reader.cancel();
-    return { pid: child.pid, port, kill };
+    return { pid: child.pid, port, instance, kill };
   } catch (err) {
     await reader.cancel().catch(() => {});
     await kill();
