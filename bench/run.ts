@@ -2,7 +2,7 @@
  * @module
  * `deno task bench [NAME…]`: runs the benchmarks one after another in the foreground (each
  * starts and stops its own processes). Names: http_proxy, request_path, membership,
- * policy_propagation, routing, compile. Without names, all of them.
+ * policy_propagation, routing, compile, idle_connections. Without names, all of them.
  */
 import { ensureCommands } from "./support.ts";
 const all = [
@@ -10,6 +10,7 @@ const all = [
   "request_path",
   "routing",
   "compile",
+  "idle_connections",
   "membership",
   "policy_propagation",
 ];

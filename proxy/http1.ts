@@ -38,6 +38,13 @@ export const readBufferPool: BufferPool = new BufferPool(readBufferBytes, 64);
 const released = new Uint8Array(0);
 
 /**
+ * Size of the buffer an idle connection's next read goes into while its read buffer is back in
+ * the pool ({@linkcode ConnReader.park}): a typical request head fits, so it costs one copy of
+ * the head and no extra read; a longer head moves to a read buffer when it outgrows this.
+ */
+export const idleReadBytes = 2 * 1024;
+
+/**
  * A protocol violation by the peer; the message is safe to show. `status` is what a request
  * failing this way is answered with: 400, 414 (request-target too long) or 431 (head too
  * large, too many header lines); local_reply.ts names the replies.
@@ -88,6 +95,10 @@ export class ConnReader {
   end = 0;
   /** Told about every {@linkcode fill} (not the head reads), when set. */
   watch: ReadWatch | null = null;
+  /** The small buffer of a parked reader (kept once made), or null. */
+  #idle: Uint8Array | null = null;
+  /** True while `buf` is the small idle buffer instead of a pooled read buffer. */
+  parked = false;
 
   constructor(readonly conn: StreamConn, size = readBufferBytes) {
     this.buf = size === readBufferBytes ? readBufferPool.take() : new Uint8Array(size);
@@ -98,9 +109,40 @@ export class ConnReader {
    * pending and nothing will use this reader again; it is left empty.
    */
   release(): void {
-    readBufferPool.give(this.buf as Uint8Array<ArrayBuffer>);
+    if (!this.parked) readBufferPool.give(this.buf as Uint8Array<ArrayBuffer>);
+    this.parked = false;
     this.buf = released;
     this.start = this.end = 0;
+  }
+
+  /**
+   * While a connection waits for its next request: gives the read buffer back to the pool and
+   * reads into a small one until bytes come ({@linkcode unpark}). Only with nothing buffered
+   * and no read pending into the buffer; a reader that is parked or released stays as it is.
+   */
+  park(): void {
+    if (this.parked || this.buf.length !== readBufferBytes || this.end !== this.start) return;
+    readBufferPool.give(this.buf as Uint8Array<ArrayBuffer>);
+    this.buf = this.#idle ??= new Uint8Array(idleReadBytes);
+    this.parked = true;
+    this.start = this.end = 0;
+  }
+
+  /**
+   * Takes a read buffer from the pool again, with the bytes read into the small one moved to its
+   * start; returns by how much indexes into the buffered bytes moved (0 when not parked).
+   */
+  unpark(): number {
+    if (!this.parked) return 0;
+    const buf = readBufferPool.take();
+    const moved = this.start;
+    const n = this.end - moved;
+    buf.set(this.buf.subarray(this.start, this.end));
+    this.buf = buf;
+    this.parked = false;
+    this.start = 0;
+    this.end = n;
+    return moved;
   }
 
   get buffered(): number {
@@ -109,6 +151,7 @@ export class ConnReader {
 
   /** Reads once more from the socket. Returns false at end of stream. */
   fill(): Promise<boolean> {
+    if (this.parked) this.unpark();
     this.#makeRoom();
     const end = this.end;
     const watch = this.watch;
@@ -181,6 +224,8 @@ export class ConnReader {
 
   /** Where the next read of a head goes (compacts the buffer first when needed). */
   space(): Uint8Array {
+    // A head that did not fit in one read moves to a read buffer (it may grow to maxHeadBytes).
+    if (this.parked && this.end > this.start) this.unpark();
     this.#makeRoom();
     // Reading into the whole buffer (the common case) spares a view allocation.
     return this.end === 0 ? this.buf : this.buf.subarray(this.end);

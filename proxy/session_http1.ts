@@ -166,6 +166,8 @@ class Http1Session extends Exchange {
         if (this.phase === Phase.Head || this.reader.buffered > 0) {
           this.#await(Phase.Head, tuning.requestHeadersTimeoutMs, this.finishedAt);
         } else this.#await(Phase.Idle, tuning.downstreamIdleTimeoutMs, this.finishedAt);
+        // Waiting for a request: the 64 KiB read buffer goes back to the pool (issue 16).
+        if (this.reqBodyDone) this.reader.park();
         let headEnd: number;
         try {
           // ConnReader.readHeadEnd inlined: no async frame of its own per request.
@@ -193,6 +195,7 @@ class Http1Session extends Exchange {
         this.tracked.idle = false;
         this.begin(ctx.clock.now());
         const reader = this.reader;
+        headEnd -= reader.unpark(); // a head read into the small idle buffer moves to a read buffer
         let parseError: Error | null = null;
         try {
           parseHead(reader.buf, reader.start, headEnd, this.req, true);

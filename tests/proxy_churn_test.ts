@@ -3,15 +3,16 @@
  * Connection churn: clients that close after each request hand their read buffer (the
  * proxy/buffers.ts pool) and their session on to the next connections, and uploads cut off
  * midway, whose buffers may still have a read pending, never corrupt the bodies of connections
- * that come after them.
+ * that come after them. Idle keep-alive connections hold no read buffer (issue 16): it goes back
+ * to the pool between requests and is taken again when the next one comes.
  */
 import type { Network } from "../proxy/mod.ts";
-import { readBufferPool } from "../proxy/http1.ts";
+import { readBufferBytes, readBufferPool } from "../proxy/http1.ts";
 import { idleSessionCount } from "../proxy/session_http1.ts";
 import { buildSnapshot, endpoint, startUpstream } from "./support/proxy.ts";
 import { assert, eventually } from "./support/assert.ts";
 import { backendScenario, socketBackends, startProxyOn } from "./support/backends.ts";
-import { writeAll } from "./support/sockets.ts";
+import { readUntil, writeAll } from "./support/sockets.ts";
 import { readAll } from "./support/tcp_echo.ts";
 
 const encoder = new TextEncoder();
@@ -79,6 +80,58 @@ scenario(
     }
   },
 );
+
+/** Sends `request` on `conn` and reads one response whose body ends with `tail`. */
+async function exchange(conn: Deno.Conn, request: string, tail: string): Promise<string> {
+  await writeAll(conn, encoder.encode(request));
+  const bytes = await readUntil(conn, (all) => new TextDecoder().decode(all).endsWith(tail));
+  return new TextDecoder().decode(bytes);
+}
+
+scenario("idle keep-alive connections give their read buffer back", async (network) => {
+  const up = await startUpstream(async (req) => new Response(`got ${(await req.text()).length}`));
+  const p = await startProxyOn(
+    network,
+    buildSnapshot({ outbound: { svc: { endpoints: [endpoint(up.addr)] } } }),
+  );
+  const conns: Deno.Conn[] = [];
+  try {
+    // Opens the upstream connection (which keeps a buffer of its own) before counting.
+    const first = await Deno.connect({ hostname: "127.0.0.1", port: p.outbound.port });
+    conns.push(first);
+    assert((await exchange(first, "GET / HTTP/1.1\r\nHost: svc\r\n\r\n", "got 0")).includes("200"));
+    // Enough spare buffers that connections holding one would show as a drop in the count.
+    for (let i = 0; i < 8; i++) readBufferPool.give(new Uint8Array(readBufferBytes));
+    const before = readBufferPool.idle;
+    for (let i = 0; i < 5; i++) {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port: p.outbound.port });
+      conns.push(c);
+      const reply = await exchange(c, "GET / HTTP/1.1\r\nHost: svc\r\n\r\n", "got 0");
+      assert(reply.startsWith("HTTP/1.1 200"), reply.slice(0, 40));
+    }
+    await eventually(
+      "six idle keep-alive connections hold no read buffer",
+      () => readBufferPool.idle === before,
+      2000,
+    );
+    // After idling, a head longer than the small idle buffer and a body still arrive whole.
+    const big = "x".repeat(6000);
+    const body = "b".repeat(100_000);
+    for (const c of conns) {
+      const reply = await exchange(
+        c,
+        `POST / HTTP/1.1\r\nHost: svc\r\nx-big: ${big}\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
+        `got ${body.length}`,
+      );
+      assert(reply.startsWith("HTTP/1.1 200"), reply.slice(0, 40));
+    }
+    await eventually("idle again, buffers back", () => readBufferPool.idle === before, 2000);
+  } finally {
+    for (const c of conns) c.close();
+    await p.proxy.stop();
+    await up.close();
+  }
+});
 
 scenario("uploads cut off midway do not corrupt later connections' bodies", async (network) => {
   // Answers with the whole body and its length (not chunked), so the raw reply is easy to check.
