@@ -99,9 +99,10 @@ export const proxyTuningSchema = z.object({
    */
   requestBodyTimeoutMs: z.number().int().min(0).default(30_000),
   /**
-   * Open client connections per listener; one more is closed at once on accept. Each costs a
-   * session and a 64 KiB read buffer (about 100 KiB), so 10,000 bound a listener at about
-   * 1 GiB and stay under the usual 65,536 file descriptors. 0: no limit.
+   * Open client connections per listener; one more is closed at once on accept. An idle one
+   * costs about 50 KiB (its session and head buffer; bench/idle_connections.ts) and a busy one
+   * a 64 KiB read buffer more, so 10,000 bound a listener near 1 GiB and stay under the usual
+   * 65,536 file descriptors. 0: no limit.
    */
   maxDownstreamConnections: z.number().int().min(0).default(10_000),
   /**
