@@ -24,6 +24,7 @@ import {
   pumpUntilClose,
   writeAll,
 } from "../../proxy/http1.ts";
+import { closeServer } from "./sockets.ts";
 
 /** Tuning with Envoy-like defaults, shortened where tests need it. */
 export function testTuning(overrides: Partial<ProxyTuning> = {}): ProxyTuning {
@@ -232,18 +233,7 @@ export function startRawUpstream(
     get received() {
       return received;
     },
-    async close() {
-      listener.close();
-      await acceptLoop;
-      for (const c of conns) {
-        try {
-          c.close();
-        } catch {
-          // Already closed.
-        }
-      }
-      await Promise.all(tasks);
-    },
+    close: () => closeServer(listener, acceptLoop, conns, tasks),
   };
 }
 

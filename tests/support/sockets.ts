@@ -70,3 +70,25 @@ export async function settledWithin(
   clearTimeout(timer);
   return settled;
 }
+
+/**
+ * Stops a test server: closes its listener, waits for its accept loop, closes every open
+ * connection (ignoring those already closed) and waits for their handlers.
+ */
+export async function closeServer(
+  listener: Deno.Listener,
+  acceptLoop: Promise<void>,
+  conns: Iterable<Deno.Conn>,
+  tasks: Iterable<Promise<void>>,
+): Promise<void> {
+  listener.close();
+  await acceptLoop;
+  for (const c of conns) {
+    try {
+      c.close();
+    } catch {
+      // Already closed.
+    }
+  }
+  await Promise.all(tasks);
+}

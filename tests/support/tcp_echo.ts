@@ -2,6 +2,7 @@
  * @module
  * A loopback TCP echo server and client helpers for the raw-TCP tests.
  */
+import { closeServer } from "./sockets.ts";
 
 /** A loopback TCP server that writes `tag` (if any) first, then echoes until the client half-closes. */
 export function startEcho(tag = "") {
@@ -50,18 +51,7 @@ export function startEcho(tag = "") {
     get accepted() {
       return accepted;
     },
-    async close() {
-      listener.close();
-      await loop;
-      for (const c of conns) {
-        try {
-          c.close();
-        } catch {
-          // Already closed.
-        }
-      }
-      await Promise.all(tasks);
-    },
+    close: () => closeServer(listener, loop, conns, tasks),
   };
 }
 
