@@ -19,10 +19,12 @@ import {
   CONNECT_FAILURE,
   PER_TRY_TIMEOUT,
   RESET,
+  retriableResult,
   retryBackoffMs,
-  shouldRetry,
   tryDeadline,
+  type TryResult,
 } from "./retry.ts";
+import { RetryState, RetryVerdict } from "../retry_state.ts";
 
 function assertEquals<T>(actual: T, expected: T, what = ""): void {
   const a = JSON.stringify(actual), e = JSON.stringify(expected);
@@ -36,7 +38,7 @@ function policy(retryOn: RouteRetryPolicy["retryOn"], codes: number[] = []): Rou
 const status = (s: number) => ({ kind: "status", status: s }) as const;
 
 Deno.test("retry: each condition covers exactly its outcomes", () => {
-  const cases: [RouteRetryPolicy, Parameters<typeof shouldRetry>[2], boolean][] = [
+  const cases: [RouteRetryPolicy, TryResult, boolean][] = [
     [policy(["5xx"]), status(500), true],
     [policy(["5xx"]), status(503), true],
     [policy(["5xx"]), status(409), false],
@@ -61,15 +63,20 @@ Deno.test("retry: each condition covers exactly its outcomes", () => {
     [policy([]), status(503), false],
   ];
   for (const [p, result, expected] of cases) {
-    assertEquals(shouldRetry(p, 0, result), expected, `${p.retryOn} ${JSON.stringify(result)}`);
+    assertEquals(retriableResult(p, result), expected, `${p.retryOn} ${JSON.stringify(result)}`);
   }
 });
 
 Deno.test("retry: attempts bound the retries; no policy never retries", () => {
   const p = policy(["5xx"]);
-  assertEquals(shouldRetry(p, 1, status(500)), true);
-  assertEquals(shouldRetry(p, 2, status(500)), false);
-  assertEquals(shouldRetry(undefined, 0, status(500)), false);
+  const state = new RetryState();
+  state.start(p);
+  state.next();
+  assertEquals(state.afterResponse(500), RetryVerdict.Retry);
+  state.next();
+  assertEquals(state.afterResponse(500), RetryVerdict.RelayExhausted);
+  state.start(undefined);
+  assertEquals(state.afterResponse(500), RetryVerdict.Relay);
 });
 
 Deno.test("retry: backoff is jittered within Envoy's window and capped", () => {

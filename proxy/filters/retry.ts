@@ -1,8 +1,9 @@
 /**
  * @module
  * Retry decisions with Envoy's `retry_on` semantics (what Istio's `retries.retryOn` compiles
- * to). The proxy reports how a try ended as a {@linkcode TryResult}; {@linkcode shouldRetry}
- * says whether the policy retries it. Which conditions cover what:
+ * to). The proxy reports how a try ended as a {@linkcode TryResult};
+ * {@linkcode retriableResult} says whether the policy retries it (retry_state.ts counts the
+ * attempts). Which conditions cover what:
  *
  * | try ended with                          | retried under                                      |
  * | --------------------------------------- | -------------------------------------------------- |
@@ -54,18 +55,6 @@ export function retriableResult(policy: RouteRetryPolicy, result: TryResult): bo
       return on.includes("retriable-status-codes") && policy.retriableStatusCodes.includes(s);
     }
   }
-}
-
-/**
- * True when another try should follow try number `tryIndex` (0 = the first try): the policy
- * retries the result and fewer than `attempts` retries were made.
- */
-export function shouldRetry(
-  policy: RouteRetryPolicy | undefined,
-  tryIndex: number,
-  result: TryResult,
-): boolean {
-  return policy !== undefined && tryIndex < policy.attempts && retriableResult(policy, result);
 }
 
 /** Envoy's default retry backoff base and cap. */
